@@ -226,6 +226,7 @@ class Plan:
     effective: dict | None
     errors: list[ConfigError]
     warnings: list[str]
+    group: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -260,6 +261,7 @@ class Plan:
             "name": self.name,
             "arch": self.arch,
             "identity": self.identity,
+            "group": self.group,
         }
 
 
@@ -328,6 +330,12 @@ def _schema_errors(raw: dict, file: str) -> list[ConfigError]:
         message = {
             "enum": "not an allowed value",
             "type": "wrong type",
+            "minimum": "out of range",
+            "maximum": "out of range",
+            "exclusiveMinimum": "out of range",
+            "exclusiveMaximum": "out of range",
+            "minItems": "too few items",
+            "maxItems": "too many items",
         }.get(err.validator, err.message)
         errors.append(ConfigError(file, _dotted(where), err.instance, message, allowed=_allowed_text(spec)))
     return errors
@@ -517,6 +525,8 @@ def _set_dotted(raw: dict, key: str, value) -> None:
     node[parts[-1]] = value
 
 
+SEED_KEY = "model.random_seed"
+
 KEY_ABBREVIATIONS = {
     "learning_rate": "lr", "prior_type": "", "num_components": "k", "latent_dim": "z", "random_seed": "s",
     "seed": "s", "batch_size": "bs", "kl_weight": "kl", "label_weight": "lw", "num_labeled": "nl",
@@ -556,7 +566,7 @@ def sweep_points(raw: dict) -> list[dict]:
         return [{}]
     axes = list(grid.items())
     if isinstance(seeds, list) and seeds:
-        axes.append(("model.random_seed", seeds))
+        axes.append((SEED_KEY, seeds))
     if not axes:
         return [{}]
     keys = [k for k, _ in axes]
@@ -598,14 +608,16 @@ def _plan_one(source: Path, raw: dict, point: dict, base_warnings: list[str]) ->
         return Plan(file, key, point, None, errors, warnings)
     effective = _fill(raw)
     _resolve(effective, source)
+    base = effective["experiment"]["name"]
+    group_point = {k: v for k, v in point.items() if k != SEED_KEY}
+    group = f"{base}-{point_label(group_point)}" if group_point else base
     if point:
-        label = point_label(point)
-        effective["experiment"]["name"] = f"{effective['experiment']['name']}-{label}"
+        effective["experiment"]["name"] = f"{base}-{point_label(point)}"
     errors = _semantic_errors(effective, file, warnings)
     if errors:
         return Plan(file, key, point, None, errors, warnings)
     effective["experiment"]["name"] = naming.sanitize_name(effective["experiment"]["name"])
-    return Plan(file, key, point, effective, [], warnings)
+    return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group))
 
 
 def load_plans(path: str | Path) -> list[Plan]:

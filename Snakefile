@@ -1,0 +1,37 @@
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# Defaults of the workflow's own settings; --config on the command line overrides them.
+configfile: Path(workflow.basedir) / "workflow" / "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/plan.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/compare.smk"
+
+
+localrules:
+    all,
+    validate_config,
+    derive_arch_code,
+    compare,
+    naming_legend,
+
+
+rule all:
+    input:
+        expand("results/.plan/{plan}/run.json", plan=PLANS),
+        *[run_outputs_of(key) for key in PLANS],
+        "results/NAMING_LEGEND.md",
+        "results/COMPARISON.md",
+    default_target: True

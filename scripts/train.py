@@ -1,0 +1,15 @@
+"""train: fit the run's model; resumes from the last epoch's checkpoint after an interruption."""
+
+import _jobsetup
+
+parser = _jobsetup.parser(__doc__)
+parser.add_argument("--run-json", required=True)
+args = parser.parse_args()
+_jobsetup.setup(args)
+
+from ssvae import stages, train  # noqa: E402  (after the thread limit)
+
+try:
+    stages.train(args.validated, args.run_json, args.run_dir)
+except train.TrainingDiverged as exc:
+    stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in {args.run_dir}/checkpoints/.")

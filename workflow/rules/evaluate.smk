@@ -1,0 +1,22 @@
+rule evaluate:
+    input:
+        validated=validated_of_run,
+        train="results/{name}__{arch}__{ts}/train.json",
+        best="results/{name}__{arch}__{ts}/checkpoints/best.msgpack",
+    output:
+        metrics="results/{name}__{arch}__{ts}/metrics.json",
+        predictions="results/{name}__{arch}__{ts}/predictions.npz",
+    params:
+        evaluation=evaluation_section,
+    log:
+        "results/{name}__{arch}__{ts}/logs/evaluate.log",
+    benchmark:
+        "results/{name}__{arch}__{ts}/benchmarks/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python {SCRIPTS}/evaluate.py --validated {input.validated}"
+        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        " --threads {threads} --jax-cache {JAX_CACHE} > {log} 2>&1"

@@ -1,0 +1,32 @@
+rule validate_config:
+    input:
+        config_file,
+    output:
+        "results/.plan/{plan}/validated.json",
+    log:
+        "results/.plan/{plan}/logs/validate_config.log",
+    benchmark:
+        "results/.plan/{plan}/benchmarks/validate_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "python {SCRIPTS}/validate_config.py {input} --key {wildcards.plan} --out {output} --log {log}"
+
+
+checkpoint derive_arch_code:
+    input:
+        "results/.plan/{plan}/validated.json",
+    output:
+        "results/.plan/{plan}/run.json",
+    log:
+        "results/.plan/{plan}/logs/derive_arch_code.log",
+    benchmark:
+        "results/.plan/{plan}/benchmarks/derive_arch_code.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    shell:
+        "python {SCRIPTS}/derive_arch_code.py {input} --results results --out {output} > {log} 2>&1"

@@ -1,0 +1,33 @@
+rule report:
+    input:
+        validated=validated_of_run,
+        run=run_json_of_run,
+        train="results/{name}__{arch}__{ts}/train.json",
+        history="results/{name}__{arch}__{ts}/history.csv",
+        metrics="results/{name}__{arch}__{ts}/metrics.json",
+        predictions="results/{name}__{arch}__{ts}/predictions.npz",
+    output:
+        summary="results/{name}__{arch}__{ts}/summary.json",
+        report_md="results/{name}__{arch}__{ts}/REPORT.md",
+        config="results/{name}__{arch}__{ts}/config.yaml",
+        figures=report(
+            directory("results/{name}__{arch}__{ts}/figures"),
+            patterns=["{figure}.png"],
+            caption="../report/figures.rst",
+            category="{name}",
+            subcategory="{arch}",
+            labels={"run": "{name}__{arch}__{ts}", "figure": "{figure}"},
+        ),
+    params:
+        section=report_section,
+    log:
+        "results/{name}__{arch}__{ts}/logs/report.log",
+    benchmark:
+        "results/{name}__{arch}__{ts}/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    shell:
+        "python {SCRIPTS}/report.py --validated {input.validated} --run-json {input.run}"
+        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"

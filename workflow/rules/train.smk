@@ -1,0 +1,20 @@
+rule train:
+    input:
+        validated=validated_of_run,
+        run=run_json_of_run,
+    output:
+        train="results/{name}__{arch}__{ts}/train.json",
+        history="results/{name}__{arch}__{ts}/history.csv",
+        best="results/{name}__{arch}__{ts}/checkpoints/best.msgpack",
+    log:
+        "results/{name}__{arch}__{ts}/logs/train.log",
+    benchmark:
+        "results/{name}__{arch}__{ts}/benchmarks/train.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    shell:
+        "python {SCRIPTS}/train.py --validated {input.validated} --run-json {input.run}"
+        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        " --threads {threads} --jax-cache {JAX_CACHE} > {log} 2>&1"
