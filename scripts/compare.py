@@ -1,5 +1,7 @@
 """compare: one table and plots across every run folder under the results directory."""
 
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
+
 import argparse
 
 from ssvae import compare, stages

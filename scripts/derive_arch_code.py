@@ -1,5 +1,7 @@
 """derive_arch_code: the run id of a validated config (arch code + timestamp minted once per identity)."""
 
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
+
 import argparse
 
 from ssvae import stages

@@ -1,9 +1,9 @@
 """evaluate: score the best checkpoint on the held-out split (metrics.json, predictions.npz)."""
 
-import _jobsetup
+import _stage
 
-args = _jobsetup.parser(__doc__).parse_args()
-_jobsetup.setup(args)
+args = _stage.jax_parser(__doc__).parse_args()
+_stage.setup_jax(args)
 
 from ssvae import stages  # noqa: E402  (after the thread limit)
 

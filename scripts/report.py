@@ -1,5 +1,7 @@
 """report: figures, REPORT.md, summary.json and the current config.yaml of one run."""
 
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
+
 import argparse
 
 from ssvae import stages

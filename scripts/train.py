@@ -1,11 +1,11 @@
 """train: fit the run's model; resumes from the last epoch's checkpoint after an interruption."""
 
-import _jobsetup
+import _stage
 
-parser = _jobsetup.parser(__doc__)
+parser = _stage.jax_parser(__doc__)
 parser.add_argument("--run-json", required=True)
 args = parser.parse_args()
-_jobsetup.setup(args)
+_stage.setup_jax(args)
 
 from ssvae import stages, train  # noqa: E402  (after the thread limit)
 

@@ -3,6 +3,8 @@
 Errors go to stderr as well as the log, so they show in Snakemake's own output next to the failed job.
 """
 
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
+
 import argparse
 import sys
 

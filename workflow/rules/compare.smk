@@ -22,6 +22,8 @@ rule compare:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/compare.py --results results > {log} 2>&1"
 
@@ -39,5 +41,7 @@ rule naming_legend:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
-        "ssvae legend --out {output} > {log} 2>&1"
+        "python {SCRIPTS}/naming_legend.py --out {output} > {log} 2>&1"

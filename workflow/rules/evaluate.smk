@@ -16,6 +16,8 @@ rule evaluate:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/evaluate.py --validated {input.validated}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"

@@ -11,6 +11,8 @@ rule validate_config:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/validate_config.py {input} --key {wildcards.plan} --out {output} --log {log}"
 
@@ -28,5 +30,7 @@ checkpoint derive_arch_code:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/derive_arch_code.py {input} --results results --out {output} > {log} 2>&1"

@@ -28,6 +28,8 @@ rule report:
     resources:
         mem_mb=2000,
         runtime=15,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/report.py --validated {input.validated} --run-json {input.run}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"

@@ -14,6 +14,8 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=240,
+    conda:
+        "../../envs/ssvae.yaml"
     shell:
         "python {SCRIPTS}/train.py --validated {input.validated} --run-json {input.run}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"

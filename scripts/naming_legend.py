@@ -1,0 +1,13 @@
+"""naming_legend: write results/NAMING_LEGEND.md from the code that names runs."""
+
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
+
+import argparse
+
+from ssvae import config, naming, runs
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("--out", required=True)
+args = parser.parse_args()
+
+runs.write_text(args.out, naming.naming_legend(config.defaults()["model"]))
