@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import hashlib
 import itertools
 import json
@@ -265,19 +266,33 @@ class Plan:
         }
 
 
+@functools.cache
+def _schema_text() -> str:
+    return resources.files("ssvae").joinpath("schemas/experiment.schema.yaml").read_text()
+
+
 def schema() -> dict:
     """The experiment JSON Schema (also at workflow/schemas/experiment.schema.yaml)."""
-    text = resources.files("ssvae").joinpath("schemas/experiment.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    return yaml.safe_load(_schema_text())
+
+
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
+@functools.cache
+def _defaults_json() -> str:
+    props = schema()["properties"]
+    return json.dumps({
+        section: {key: spec.get("default") for key, spec in props[section]["properties"].items()}
+        for section in SECTIONS
+    })
 
 
 def defaults() -> dict:
     """Every section with every key at its schema default."""
-    props = schema()["properties"]
-    return {
-        section: {key: copy.deepcopy(spec.get("default")) for key, spec in props[section]["properties"].items()}
-        for section in SECTIONS
-    }
+    return json.loads(_defaults_json())
 
 
 def run_identity(effective: dict) -> str:
@@ -310,7 +325,7 @@ def _allowed_text(spec: dict) -> str | None:
 
 
 def _schema_errors(raw: dict, file: str) -> list[ConfigError]:
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = _validator()
     errors = []
     for err in sorted(validator.iter_errors(raw), key=lambda e: list(map(str, e.absolute_path))):
         where = list(err.absolute_path)
