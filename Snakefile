@@ -33,5 +33,5 @@ rule all:
         expand("results/.plan/{plan}/run.json", plan=PLANS),
         *[run_outputs_of(key) for key in PLANS],
         "results/NAMING_LEGEND.md",
-        "results/COMPARISON.md",
+        comparison_target,
     default_target: True

@@ -85,6 +85,10 @@ def read_json_cached(path):
     return cached[1]
 
 
+def comparison_target(wildcards):
+    return ["results/COMPARISON.md"] if config.get("compare", True) else []
+
+
 def config_file(wildcards):
     return PLANS[wildcards.plan]
 
