@@ -29,9 +29,9 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         expand("results/.plan/{plan}/run.json", plan=PLANS),
         *[run_outputs_of(key) for key in PLANS],
         "results/NAMING_LEGEND.md",
         comparison_target,
-    default_target: True

@@ -9,7 +9,6 @@ from snakemake.utils import validate
 from ssvae import config as ssvae_config
 from ssvae import naming as ssvae_naming
 
-
 validate(config, schema="../schemas/workflow.schema.yaml")
 
 
@@ -24,6 +23,13 @@ wildcard_constraints:
 # compares to decide reruns) does not change when the repository is cloned elsewhere.
 SCRIPTS = os.path.relpath(Path(workflow.basedir) / "scripts")
 JAX_CACHE = "results/.jax_cache"
+
+
+def script(name):
+    """The command that runs one stage script (a param, so the shell text names no global)."""
+    return f"python {os.path.join(SCRIPTS, name)}"
+
+
 NAMING_SOURCE = ssvae_naming.__file__
 
 
@@ -100,7 +106,9 @@ def plan_of_run(wildcards):
         run = read_json_cached(f"results/.plan/{key}/run.json")
         if run is not None and run["run_id"] == run_id:
             return key
-    raise WorkflowError(f"no experiment config of this invocation plans the run {run_id}")
+    raise WorkflowError(
+        f"no experiment config of this invocation plans the run {run_id}"
+    )
 
 
 def validated_of_run(wildcards):

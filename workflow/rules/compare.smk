@@ -18,14 +18,16 @@ rule compare:
         "results/logs/compare.log",
     benchmark:
         "results/benchmarks/compare.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("compare.py"),
     shell:
-        "python {SCRIPTS}/compare.py --results results > {log} 2>&1"
+        "{params.script} --results results > {log} 2>&1"
 
 
 rule naming_legend:
@@ -37,11 +39,13 @@ rule naming_legend:
         "results/logs/naming_legend.log",
     benchmark:
         "results/benchmarks/naming_legend.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("naming_legend.py"),
     shell:
-        "python {SCRIPTS}/naming_legend.py --out {output} > {log} 2>&1"
+        "{params.script} --out {output} > {log} 2>&1"

@@ -6,19 +6,21 @@ rule evaluate:
     output:
         metrics="results/{name}__{arch}__{ts}/metrics.json",
         predictions="results/{name}__{arch}__{ts}/predictions.npz",
-    params:
-        evaluation=evaluation_section,
     log:
         "results/{name}__{arch}__{ts}/logs/evaluate.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/evaluate.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("evaluate.py"),
+        jax_cache=JAX_CACHE,
+        evaluation=evaluation_section,
     shell:
-        "python {SCRIPTS}/evaluate.py --validated {input.validated}"
+        "{params.script} --validated {input.validated}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {JAX_CACHE} > {log} 2>&1"
+        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"

@@ -7,14 +7,16 @@ rule validate_config:
         "results/.plan/{plan}/logs/validate_config.log",
     benchmark:
         "results/.plan/{plan}/benchmarks/validate_config.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("validate_config.py"),
     shell:
-        "python {SCRIPTS}/validate_config.py {input} --key {wildcards.plan} --out {output} --log {log}"
+        "{params.script} {input} --key {wildcards.plan} --out {output} --log {log}"
 
 
 checkpoint derive_arch_code:
@@ -26,11 +28,13 @@ checkpoint derive_arch_code:
         "results/.plan/{plan}/logs/derive_arch_code.log",
     benchmark:
         "results/.plan/{plan}/benchmarks/derive_arch_code.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("derive_arch_code.py"),
     shell:
-        "python {SCRIPTS}/derive_arch_code.py {input} --results results --out {output} > {log} 2>&1"
+        "{params.script} {input} --results results --out {output} > {log} 2>&1"

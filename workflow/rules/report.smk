@@ -18,18 +18,19 @@ rule report:
             subcategory="{arch}",
             labels={"run": "{name}__{arch}__{ts}", "figure": "{figure}"},
         ),
-    params:
-        section=report_section,
     log:
         "results/{name}__{arch}__{ts}/logs/report.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/report.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=15,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("report.py"),
+        section=report_section,
     shell:
-        "python {SCRIPTS}/report.py --validated {input.validated} --run-json {input.run}"
+        "{params.script} --validated {input.validated} --run-json {input.run}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"

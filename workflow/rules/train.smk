@@ -10,13 +10,16 @@ rule train:
         "results/{name}__{arch}__{ts}/logs/train.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/train.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=240,
-    conda:
-        "../../envs/ssvae.yaml"
+    params:
+        script=script("train.py"),
+        jax_cache=JAX_CACHE,
     shell:
-        "python {SCRIPTS}/train.py --validated {input.validated} --run-json {input.run}"
+        "{params.script} --validated {input.validated} --run-json {input.run}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {JAX_CACHE} > {log} 2>&1"
+        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"
