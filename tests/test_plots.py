@@ -1,0 +1,161 @@
+"""Every plot draws from synthetic arrays; failures and skips are placeholders that say so, never success."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from ssvae import data, evaluate, plots
+
+from synthetic_run import MIXTURE, CentroidModel, history_rows, load, train_document
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def inputs_for(tmp_path, model=None, report=None, epochs=5, latent_dim=2):
+    experiment, _ = load(tmp_path, model={"latent_dim": latent_dim, **(model or {})}, report=report)
+    splits = data.load_splits(experiment.data)
+    document, arrays = evaluate.evaluate(experiment, splits, CentroidModel(experiment, splits))
+    k = experiment.model.num_components if experiment.model.is_mixture else None
+    rows = history_rows(epochs, k)
+    history = {key: np.array([row[key] for row in rows], dtype=float) for key in rows[0]}
+    return plots.PlotInputs(experiment, history, arrays, document, train_document(epochs, best=3))
+
+
+def assert_real_image(path: Path):
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image[..., :3].std() > 0.01, f"{path} is blank"
+
+
+def test_every_plot_draws_for_a_model_that_enables_them_all(tmp_path):
+    inputs = inputs_for(tmp_path, MIXTURE, report={"formats": ["png", "svg"]})
+    assert plots.applicable_plots(inputs.experiment.model) == list(plots.PLOT_NAMES)
+    statuses = plots.draw_plots(inputs, tmp_path / "run")
+    assert list(statuses) == list(plots.PLOT_NAMES)
+    for name, status in statuses.items():
+        assert status.status == "success", (name, status.reason)
+        assert status.value["files"] == [f"figures/{name}.png", f"figures/{name}.svg"]
+        assert_real_image(tmp_path / "run" / "figures" / f"{name}.png")
+        assert (tmp_path / "run" / "figures" / f"{name}.svg").read_text().startswith("<?xml")
+    written = sorted(p.relative_to(tmp_path / "run").as_posix() for p in (tmp_path / "run" / "figures").iterdir())
+    assert written == sorted(plots.figure_paths(inputs.experiment))
+
+
+def test_a_standard_prior_disables_mixture_tau_and_sigma_plots_and_writes_no_file_for_them(tmp_path):
+    inputs = inputs_for(tmp_path)
+    run = tmp_path / "run"
+    (run / "figures").mkdir(parents=True)
+    (run / "figures" / "tau_heatmap.png").write_bytes(b"stale")  # from an earlier report: must go
+    statuses = plots.draw_plots(inputs, run)
+    disabled = {n for n, s in statuses.items() if s.status == "disabled"}
+    assert disabled == {"latent_by_component", "pi_usage_evolution", "tau_heatmap", "sigma_maps"}
+    assert "standard" in statuses["latent_by_component"].reason
+    assert "use_tau_classifier" in statuses["tau_heatmap"].reason
+    assert set(plots.applicable_plots(inputs.experiment.model)) == set(plots.PLOT_NAMES) - disabled
+    for name in disabled:
+        assert not list((run / "figures").glob(f"{name}.*"))
+    assert all(statuses[n].ok for n in plots.applicable_plots(inputs.experiment.model))
+
+
+def test_a_plot_whose_input_is_missing_fails_with_a_placeholder(tmp_path):
+    inputs = inputs_for(tmp_path)
+    del inputs.arrays["y_prob"]
+    statuses = plots.draw_plots(inputs, tmp_path / "run")
+    for name in ("per_class_accuracy", "calibration", "confusion_matrix"):
+        status = statuses[name]
+        assert status.status == "failed" and "y_prob" in status.reason
+        assert status.value == {"files": [f"figures/{name}.png"], "placeholder": True}
+        assert_real_image(tmp_path / "run" / "figures" / f"{name}.png")
+    assert statuses["loss_curves"].ok  # the others still draw
+
+
+def test_a_plot_that_raises_is_failed_never_success(tmp_path):
+    inputs = inputs_for(tmp_path)
+
+    def broken(_inputs):
+        raise RuntimeError("axis exploded")
+
+    status = plots.render_plot("broken", broken, inputs, tmp_path / "run")
+    assert status.status == "failed" and status.reason == "RuntimeError: axis exploded"
+    assert (tmp_path / "run" / "figures" / "broken.png").exists()
+
+
+def test_an_empty_figure_is_failed(tmp_path):
+    inputs = inputs_for(tmp_path)
+
+    def empty(_inputs):
+        fig = Figure()
+        fig.subplots().set_title("nothing drawn")
+        return fig
+
+    status = plots.render_plot("empty", empty, inputs, tmp_path / "run")
+    assert status.status == "failed" and "empty" in status.reason
+
+
+def test_empty_history_fails_the_history_plots(tmp_path):
+    inputs = inputs_for(tmp_path, {"prior_type": "mixture", "num_components": 4})
+    inputs.history = {}
+    statuses = plots.draw_plots(inputs, tmp_path / "run")
+    assert statuses["loss_curves"].status == "failed" and "no epochs" in statuses["loss_curves"].reason
+    assert statuses["pi_usage_evolution"].status == "failed"
+    inputs = inputs_for(tmp_path, {"prior_type": "mixture", "num_components": 4})
+    inputs.history = {k: v for k, v in inputs.history.items() if not k.startswith(("pi_", "usage_"))}
+    status = plots.draw_plot("pi_usage_evolution", inputs, tmp_path / "run")
+    assert status.status == "failed" and "pi_<k>" in status.reason
+
+
+def test_missing_samples_fail_with_the_samplers_reason(tmp_path):
+    inputs = inputs_for(tmp_path)
+    del inputs.arrays["samples"]
+    inputs.metrics["artifacts"]["samples"] = {"status": "failed", "value": None, "reason": "RuntimeError: boom"}
+    status = plots.draw_plot("samples", inputs, tmp_path / "run")
+    assert status.status == "failed" and "RuntimeError: boom" in status.reason
+
+
+def test_skip_plots_gives_a_skipped_placeholder(tmp_path):
+    inputs = inputs_for(tmp_path, report={"skip_plots": ["calibration"]})
+    status = plots.draw_plot("calibration", inputs, tmp_path / "run")
+    assert status.status == "skipped" and status.reason == "skipped by report.skip_plots"
+    assert status.value["placeholder"] and (tmp_path / "run" / "figures" / "calibration.png").exists()
+    assert "calibration" in plots.applicable_plots(inputs.experiment.model)
+
+
+def test_placeholder_says_why():
+    fig = plots.placeholder("plot failed: history.csv has no epochs")
+    assert "history.csv has no epochs" in fig.texts[0].get_text().replace("\n", " ")
+
+
+def test_latent_axes_say_dims_or_pca(tmp_path):
+    fig = plots.plot_latent_by_label(inputs_for(tmp_path, latent_dim=2))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "latent z$_1$" and ax.get_ylabel() == "latent z$_2$"
+    fig = plots.plot_latent_by_label(inputs_for(tmp_path, latent_dim=6))
+    ax = fig.axes[0]
+    assert ax.get_xlabel().startswith("PC 1 of z") and "PCA of 6 latent dims" in ax.get_title()
+
+
+def test_latent_by_label_uses_the_class_palette(tmp_path):
+    inputs = inputs_for(tmp_path)
+    ax = plots.plot_latent_by_label(inputs).axes[0]
+    colors = plots.class_colors(10)
+    for collection, text in zip(ax.collections, ax.get_legend().get_texts()):
+        assert tuple(collection.get_facecolor()[0][:3]) == pytest.approx(colors[int(text.get_text())][:3])
+
+
+def test_palettes_are_distinct_and_stable():
+    assert plots.class_colors(10) == plots.class_colors(10)
+    for k in (5, 12, 20, 33):
+        colors = plots.component_colors(k)
+        assert len(colors) == k and len(set(colors)) == k
+    assert not set(plots.component_colors(10)) & set(plots.class_colors(10))
+
+
+def test_report_captions_exist_for_every_plot_and_match_the_registry():
+    for name in plots.PLOT_NAMES:
+        path = REPO / "workflow" / "report" / f"{name}.rst"
+        assert path.read_text() == plots.caption_rst(name), f"regenerate {path} from plots.caption_rst"
+    for extra in ("workflow.rst", "comparison.rst"):
+        assert (REPO / "workflow" / "report" / extra).read_text().strip()
