@@ -1,0 +1,347 @@
+"""The report stage: figures, REPORT.md and summary.json of one run folder, all drawn from its files.
+
+Reads train.json, history.csv, metrics.json and predictions.npz (no JAX, no model). Every metric and every
+plot appears with its status; the run's status says `partial` and lists what failed whenever anything did.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import evaluate as evaluate_mod
+from . import metrics as metrics_mod
+from . import plots as plots_mod
+from . import runs
+from .config import SECTIONS, Experiment
+
+SCHEMA_VERSION = 1
+STATUS_MARK = {"success": "✓ success", "disabled": "○ disabled", "skipped": "⊘ skipped", "failed": "✗ failed"}
+TRAIN_FIELDS = ("status", "epochs_completed", "best_epoch", "monitor_metric", "best_value", "stopped_early",
+                "training_time_sec", "samples_per_sec")
+
+
+def read_history(path: str | Path) -> dict[str, np.ndarray]:
+    """history.csv as column -> float array (empty cells and non-numbers become NaN)."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns: dict[str, list[float]] = {name: [] for name in reader.fieldnames or []}
+        for row in reader:
+            for name in columns:
+                try:
+                    columns[name].append(float(row.get(name) or "nan"))
+                except ValueError:
+                    columns[name].append(math.nan)
+    return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
+
+
+# values as text -----------------------------------------------------------------------------------
+
+def format_number(value: float | int) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4g}"
+    return f"{value:.3e}"
+
+
+def format_value(value: Any, max_items: int = 10) -> str:
+    """A value as one short line; long lists and matrices point to metrics.json."""
+    if value is None:
+        return "—"
+    if isinstance(value, (bool, int, float, np.generic)):
+        return format_number(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if value and isinstance(value[0], (list, tuple)):
+            return f"{len(value)}×{len(value[0])} matrix (metrics.json)"
+        if len(value) > max_items:
+            return f"{len(value)} values (metrics.json)"
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            if isinstance(item, (list, tuple)) and (len(item) > max_items or (item and isinstance(item[0], (list, dict)))):
+                continue
+            parts.append(f"{key}: {format_value(item, max_items)}")
+        return "; ".join(parts)
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    # A bare | inside a cell (p(y|x)) would split it.
+    lines += ["| " + " | ".join(cell.replace("\n", " ").replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _mark(status: str) -> str:
+    return STATUS_MARK.get(status, status)
+
+
+# summary ------------------------------------------------------------------------------------------
+
+def _value(entry: dict | None, key: str | None = None):
+    if not entry or entry.get("status") != "success":
+        return None
+    value = entry.get("value")
+    return value.get(key) if key is not None and isinstance(value, dict) else value
+
+
+def headline(training: dict, evaluation: dict) -> dict:
+    """The handful of numbers a reader (and the comparison) looks at first."""
+    m = evaluation.get("metrics", {})
+    baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME)
+    return {
+        "split": evaluation.get("split"),
+        "accuracy": _value(m.get("accuracy")),
+        "baseline_accuracy": _value(baseline, "accuracy"),
+        "elbo": _value(m.get("elbo"), "elbo"),
+        "k_eff": _value(m.get("k_eff")),
+        "clustering_accuracy": _value(m.get("clustering_accuracy")),
+        "nmi": _value(m.get("nmi")),
+        "ece": _value(m.get("calibration"), "ece"),
+        "best_epoch": training.get("best_epoch"),
+        "epochs_completed": training.get("epochs_completed"),
+        "training_time_sec": training.get("training_time_sec"),
+    }
+
+
+def _failures(training: dict, evaluation: dict, plot_status: dict) -> list[str]:
+    failures = []
+    if training.get("status") not in (None, "success", "completed", "ok"):
+        failures.append(f"training: status {training.get('status')!r}")
+    for name, entry in evaluation.get("metrics", {}).items():
+        if entry.get("status") == "failed":
+            failures.append(f"metric {name}: {entry.get('reason')}")
+    for name, entry in (evaluation.get("baseline") or {}).items():
+        if entry.get("status") == "failed":
+            failures.append(f"baseline {name}: {entry.get('reason')}")
+    for name, entry in (evaluation.get("artifacts") or {}).items():
+        if entry.get("status") == "failed":
+            failures.append(f"artifact {name}: {entry.get('reason')}")
+    for name, entry in plot_status.items():
+        if entry.get("status") == "failed":
+            failures.append(f"plot {name}: {entry.get('reason')}")
+    return failures
+
+
+def _consistency_warnings(metrics_doc: dict, metadata: dict, train: dict) -> list[str]:
+    """Checks that catch a report about something other than what it claims."""
+    found = []
+    if metrics_doc.get("split") != "test":
+        found.append(f"metrics were computed on the {metrics_doc.get('split')!r} split, not the held-out test split")
+    evaluated = metrics_doc.get("dataset_fingerprint")
+    recorded = metadata.get("dataset_fingerprint") or (train.get("data") or {}).get("fingerprint")
+    if evaluated and recorded and evaluated != recorded:
+        found.append(f"the evaluated data (fingerprint {evaluated}) differ from the training data's record "
+                     f"({recorded}); metrics.json may be stale")
+    for note in metrics_doc.get("notes") or []:
+        found.append(f"evaluate: {note}")
+    return found
+
+
+def build_report(run_dir: str | Path, experiment: Experiment, effective_config: dict, metadata: dict,
+                 warnings: list[str]) -> tuple[dict, str]:
+    """Draw every figure into figures/ and return (summary.json document, REPORT.md text); writes nothing else.
+
+    Reads train.json, metrics.json (both required), history.csv and predictions.npz (plots that need a missing
+    one fail with that reason) from `run_dir`.
+    """
+    run_dir = Path(run_dir)
+    for required in ("train.json", "metrics.json"):
+        if not (run_dir / required).exists():
+            raise FileNotFoundError(f"{run_dir / required} is missing: run the earlier stages first")
+    train = runs.read_json(run_dir / "train.json")
+    metrics_doc = runs.read_json(run_dir / "metrics.json")
+    warnings = list(warnings)
+    history: dict[str, np.ndarray] = {}
+    if (run_dir / "history.csv").exists():
+        history = read_history(run_dir / "history.csv")
+    else:
+        warnings.append("history.csv is missing: no loss curves")
+    arrays: dict[str, np.ndarray] = {}
+    if (run_dir / "predictions.npz").exists():
+        arrays = evaluate_mod.read_predictions(run_dir)
+    else:
+        warnings.append("predictions.npz is missing: figures that draw predictions fail")
+    warnings += _consistency_warnings(metrics_doc, metadata, train)
+
+    inputs = plots_mod.PlotInputs(experiment, history, arrays, metrics_doc, train)
+    plot_status = {name: status.to_dict() for name, status in plots_mod.draw_plots(inputs, run_dir).items()}
+
+    evaluation = {key: metrics_doc.get(key) for key in
+                  ("split", "num_examples", "dataset", "dataset_fingerprint", "num_labeled_train", "metrics",
+                   "baseline", "artifacts", "timings")}
+    failures = _failures(train, evaluation, plot_status)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "partial" if failures else "success",
+        "failures": failures,
+        "headline": headline(train, evaluation),
+        "training": train,
+        "evaluation": evaluation,
+        "plots": plot_status,
+        "warnings": warnings,
+        "metadata": metadata,
+        "config": {section: effective_config.get(section) for section in SECTIONS if section in effective_config},
+    }
+    summary = runs.jsonable(summary)
+    return summary, render_markdown(summary)
+
+
+# REPORT.md ----------------------------------------------------------------------------------------
+
+def _percent(value) -> str:
+    return "—" if value is None else f"{format_number(value)} ({100 * value:.1f}%)"
+
+
+def _headline_lines(summary: dict) -> list[str]:
+    h = summary["headline"]
+    training = summary["training"]
+    evaluation = summary["evaluation"]
+    split = evaluation.get("split") or "test"
+    baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME) or {}
+    if baseline.get("status") == "success":
+        base_text = _percent(h["baseline_accuracy"])
+    else:
+        base_text = f"{_mark(baseline.get('status', '—'))}: {baseline.get('reason') or ''}".strip(": ")
+    labeled = evaluation.get("num_labeled_train")
+    rows = [
+        [f"{split} accuracy (this model)", _percent(h["accuracy"])],
+        [f"{split} accuracy, logistic regression on raw pixels ({labeled} labeled training images, the same ones)",
+         base_text],
+        [f"{split} ELBO (nats / image, higher is better)", format_value(h["elbo"])],
+    ]
+    if h.get("k_eff") is not None:
+        rows.append(["K_eff (effective components)", format_value(h["k_eff"])])
+    stopped = " (stopped early)" if training.get("stopped_early") else ""
+    rows.append(["best epoch (evaluated) / epochs run",
+                 f"{format_value(h['best_epoch'])} / {format_value(h['epochs_completed'])}{stopped}"])
+    rows.append(["training time (s)", format_value(h["training_time_sec"])])
+    rows.append([f"{split} examples", format_value(evaluation.get("num_examples"))])
+    return _table(["", "value"], rows)
+
+
+def _config_lines(config: dict) -> list[str]:
+    lines = []
+    for section in SECTIONS:
+        values = config.get(section)
+        if not values:
+            continue
+        lines += [f"### {section}", ""]
+        lines += _table(["key", "value"], [[f"`{k}`", format_value(v, max_items=64)] for k, v in values.items()])
+        lines.append("")
+    return lines
+
+
+def _metric_lines(summary: dict) -> list[str]:
+    evaluation = summary["evaluation"]
+    rows = []
+    for name, entry in (evaluation.get("metrics") or {}).items():
+        note = entry.get("reason") if entry.get("status") != "success" else metrics_mod.DESCRIPTIONS.get(name, "")
+        rows.append([f"`{name}`", format_value(entry.get("value")), _mark(entry.get("status")), note or ""])
+        if name == "accuracy":
+            for base_name, base in (evaluation.get("baseline") or {}).items():
+                note = base.get("reason") if base.get("status") != "success" else metrics_mod.DESCRIPTIONS.get(base_name)
+                rows.append([f"`accuracy` of baseline `{base_name}`", format_value(_value(base, "accuracy")),
+                             _mark(base.get("status")), note or ""])
+    for name, entry in (evaluation.get("artifacts") or {}).items():
+        if entry.get("status") != "success":
+            rows.append([f"artifact `{name}`", "—", _mark(entry.get("status")), entry.get("reason") or ""])
+    return _table(["metric", "value", "status", "meaning / reason"], rows)
+
+
+def _plot_table_lines(summary: dict) -> list[str]:
+    rows = []
+    for name, entry in summary["plots"].items():
+        files = (entry.get("value") or {}).get("files") or []
+        detail = entry.get("reason") or ", ".join(f"[{Path(f).name}]({f})" for f in files)
+        rows.append([f"`{name}`", _mark(entry.get("status")), detail])
+    return _table(["plot", "status", "file / reason"], rows)
+
+
+def _figure_lines(summary: dict) -> list[str]:
+    lines = []
+    for spec in plots_mod.PLOTS:
+        entry = summary["plots"].get(spec.name)
+        if not entry or entry.get("status") == "disabled":
+            continue
+        lines += [f"### {spec.title}", ""]
+        if entry.get("status") != "success":
+            lines += [f"*{_mark(entry['status'])}: {entry.get('reason')}*", ""]
+            continue
+        png = next(f for f in entry["value"]["files"] if f.endswith(".png"))
+        lines += [spec.caption, "", f"![{spec.title}]({png})", ""]
+    return lines
+
+
+def _provenance_lines(metadata: dict) -> list[str]:
+    rows = []
+    for key, value in metadata.items():
+        if key in ("description", "tags"):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
+        rows.append([key, format_value(value)])
+    return _table(["field", "value"], rows)
+
+
+def render_markdown(summary: dict) -> str:
+    """REPORT.md: headline, warnings, configuration, training, metrics, plot status, figures, provenance."""
+    meta = summary.get("metadata") or {}
+    name = meta.get("experiment_name") or meta.get("run_id") or "experiment"
+    lines = [f"# {name}", ""]
+    if meta.get("description"):
+        lines += [meta["description"], ""]
+    facts = [f"**Run:** `{meta.get('run_id')}`", f"**Architecture:** `{meta.get('architecture_code')}`",
+             f"**Timestamp:** {meta.get('timestamp')}", f"**Status:** {summary['status']}"]
+    lines += [" · ".join(facts), ""]
+    if meta.get("tags"):
+        lines += ["**Tags:** " + ", ".join(f"`{t}`" for t in meta["tags"]), ""]
+    lines += ["## Headline", ""] + _headline_lines(summary) + [""]
+    if summary["failures"]:
+        lines += ["## Failures", ""] + [f"- {f}" for f in summary["failures"]] + [""]
+    if summary["warnings"]:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
+    lines += ["## Configuration", "", "The effective configuration: every default resolved.", ""]
+    lines += _config_lines(summary.get("config") or {})
+    training = summary["training"]
+    lines += ["## Training", ""]
+    rows = [[k, format_value(training.get(k))] for k in TRAIN_FIELDS if k in training]
+    for k, v in (training.get("final") or {}).items():
+        rows.append([f"final {k}", format_value(v)])
+    data = training.get("data") or {}
+    for k in ("num_train", "num_labeled", "labeled_per_class", "num_val", "num_test", "fingerprint"):
+        if k in data:
+            rows.append([f"data {k}", format_value(data[k], max_items=20)])
+    lines += _table(["field", "value"], rows) + [""]
+    evaluation = summary["evaluation"]
+    lines += ["## Metrics", "",
+              f"Computed once on the **{evaluation.get('split')}** split ({evaluation.get('num_examples')} images, "
+              "never used for training or model selection) with the best checkpoint. Full values in "
+              "[metrics.json](metrics.json).", ""]
+    lines += _metric_lines(summary) + [""]
+    lines += ["## Plots", ""] + _plot_table_lines(summary) + [""]
+    lines += ["## Figures", ""] + _figure_lines(summary)
+    lines += ["## Provenance", ""] + _provenance_lines(meta) + [""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, summary: dict, report_md: str) -> None:
+    """Write summary.json and REPORT.md atomically."""
+    run_dir = Path(run_dir)
+    runs.write_json(run_dir / "summary.json", summary)
+    runs.write_text(run_dir / "REPORT.md", report_md)
