@@ -75,20 +75,25 @@ def test_a_standard_prior_report_lists_disabled_items_with_reasons(tmp_path):
     assert "figures/tau_heatmap.png" not in text and not (run_dir / "figures" / "tau_heatmap.png").exists()
 
 
+FEW_PLOTS = {"skip_plots": ["latent_by_label", "reconstructions", "samples", "calibration", "confusion_matrix"]}
+
+
 def test_a_failed_plot_makes_the_run_partial_and_says_why(tmp_path):
-    run_dir, _ = build(tmp_path, history=False)
+    run_dir, _ = build(tmp_path, history=False, report=FEW_PLOTS)
     summary = strict_loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "partial"
     assert summary["plots"]["loss_curves"]["status"] == "failed"
     assert any(f.startswith("plot loss_curves:") for f in summary["failures"])
     assert any("history.csv is missing" in w for w in summary["warnings"])
+    assert summary["plots"]["samples"]["status"] == "skipped"  # skipped is not a failure
+    assert not any(f.startswith("plot samples") for f in summary["failures"])
     text = (run_dir / "REPORT.md").read_text()
-    assert "## Failures" in text and "✗ failed" in text
+    assert "## Failures" in text and "✗ failed" in text and "⊘ skipped" in text
     assert "![Loss curves]" not in text  # a placeholder is never presented as the figure
 
 
 def test_a_validation_split_evaluation_is_flagged(tmp_path):
-    run_dir, _ = build(tmp_path, evaluation={"split": "val"})
+    run_dir, _ = build(tmp_path, evaluation={"split": "val"}, report=FEW_PLOTS)
     summary = strict_loads((run_dir / "summary.json").read_text())
     assert summary["evaluation"]["split"] == "val"
     assert any("not the held-out test split" in w for w in summary["warnings"])

@@ -127,8 +127,8 @@ def evaluate(experiment: Experiment, splits: Splits, model: Any) -> tuple[dict, 
         notes.append(f"evaluation.skip_metrics names unknown metrics {unknown}; known: "
                      f"{', '.join(metrics_mod.METRIC_NAMES + (metrics_mod.BASELINE_NAME,))}")
 
-    inputs = metrics_mod.MetricInputs(preds, y, splits.num_classes, pi=pi, tau=tau,
-                                      sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max)
+    inputs = metrics_mod.MetricInputs(preds, y, splits.num_classes, pi=pi, tau=tau, sigma_min=cfg.sigma_min,
+                                      sigma_max=cfg.sigma_max, likelihood=metrics_mod.likelihood(cfg))
     results, timings["metrics_sec"] = _timed(lambda: metrics_mod.compute_metrics(inputs, cfg, ev.skip_metrics))
 
     if not ev.baseline:
@@ -159,6 +159,8 @@ def evaluate(experiment: Experiment, splits: Splits, model: Any) -> tuple[dict, 
 
     samples_status, timings["sample_sec"] = _timed(lambda: metrics_mod.guarded(draw_samples))
     timings["total_sec"] = round(sum(timings.values()), 4)
+    meta = getattr(model, "meta", None)
+    checkpoint = {k: meta.get(k) for k in ("epoch", "monitor_metric", "best_value")} if isinstance(meta, dict) else {}
 
     document = {
         "schema_version": SCHEMA_VERSION,
@@ -167,6 +169,7 @@ def evaluate(experiment: Experiment, splits: Splits, model: Any) -> tuple[dict, 
         "dataset": splits.dataset,
         "dataset_fingerprint": splits.fingerprint,
         "num_labeled_train": int(splits.labeled.sum()),
+        "checkpoint": checkpoint,
         "metrics": {name: status.to_dict() for name, status in results.items()},
         "baseline": {metrics_mod.BASELINE_NAME: baseline.to_dict()},
         "artifacts": {"samples": samples_status.to_dict()},

@@ -98,8 +98,18 @@ def calibration(y_true: np.ndarray, y_prob: np.ndarray, num_bins: int = CALIBRAT
 
 # ELBO ---------------------------------------------------------------------------------------------
 
-def elbo(terms: dict[str, np.ndarray]) -> Status:
-    """ELBO = −(reconstruction NLL + KL_z [+ KL_c]) per image, unweighted (β = 1), with each term's mean."""
+def likelihood(model: ModelConfig) -> str:
+    """What the reconstruction term is: a Bernoulli or Gaussian NLL in nats, or a plain squared error."""
+    if model.use_heteroscedastic_decoder:
+        return "gaussian_nll"
+    return "bernoulli_nll" if model.reconstruction_loss == "bce" else "squared_error"
+
+
+def elbo(terms: dict[str, np.ndarray], likelihood: str | None = None) -> Status:
+    """ELBO = −(reconstruction NLL + KL_z [+ KL_c]) per image, unweighted (β = 1), with each term's mean.
+
+    With a squared-error reconstruction (`likelihood` = squared_error) the result is not a bound in nats.
+    """
     if not terms:
         return Status.skipped("the predictions carry no loss terms")
     means = {}
@@ -110,7 +120,10 @@ def elbo(terms: dict[str, np.ndarray]) -> Status:
             return Status.failed(f"{bad} of {values.size} examples have a non-finite {name} term")
         means[name] = float(values.mean())
     total = np.sum([np.asarray(v, dtype=np.float64) for v in terms.values()], axis=0)
-    return Status.success({"elbo": float(-total.mean()), "neg_elbo_std": float(total.std()), **means})
+    value = {"elbo": float(-total.mean()), "neg_elbo_std": float(total.std()), **means}
+    if likelihood is not None:
+        value["likelihood"] = likelihood
+    return Status.success(value)
 
 
 # mixture ------------------------------------------------------------------------------------------
@@ -297,6 +310,7 @@ class MetricInputs:
     tau: np.ndarray | None = None
     sigma_min: float | None = None
     sigma_max: float | None = None
+    likelihood: str | None = None
 
 
 def _always(model: ModelConfig) -> str | None:
@@ -304,6 +318,7 @@ def _always(model: ModelConfig) -> str | None:
 
 
 def requires_components(model: ModelConfig) -> str | None:
+    """Why component metrics and plots do not apply (None when they do)."""
     if not model.is_mixture:
         return (f"prior_type {model.prior_type!r} has no component channel "
                 "(mixture metrics need mixture, vamp or geometric_mog)")
@@ -313,10 +328,12 @@ def requires_components(model: ModelConfig) -> str | None:
 
 
 def requires_tau(model: ModelConfig) -> str | None:
+    """Why τ metrics and plots do not apply (None when they do)."""
     return None if model.use_tau_classifier else "use_tau_classifier is false"
 
 
 def requires_sigma(model: ModelConfig) -> str | None:
+    """Why σ metrics and plots do not apply (None when they do)."""
     return None if model.use_heteroscedastic_decoder else "use_heteroscedastic_decoder is false"
 
 
@@ -333,8 +350,9 @@ def _resp(inputs: MetricInputs):
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("elbo", "ELBO per image in nats (unweighted, beta = 1) and the mean of each term", _always,
-               lambda i: elbo(i.predictions.terms)),
+    MetricSpec("elbo", "ELBO per image (unweighted, beta = 1; nats unless the likelihood is squared_error) and "
+               "the mean of each term", _always,
+               lambda i: elbo(i.predictions.terms, i.likelihood)),
     MetricSpec("accuracy", "classification accuracy of argmax p(y|x)", _always,
                lambda i: accuracy(i.y_true, i.predictions.y_prob)),
     MetricSpec("per_class_accuracy", "accuracy within each true class", _always,

@@ -135,46 +135,52 @@ def projection(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str, str, str]
             f"PCA of {d} latent dims")
 
 
-def _hide_ticks(ax) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-
-
 def _legend_outside(ax, **kwargs) -> None:
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, **kwargs)
 
 
-def _image_grid(fig: Figure, rows: list[np.ndarray], row_labels: list[str],
-                col_titles: list[list[str]] | None = None):
-    """Rows of grey images in [0, 1]; returns the axes grid."""
+def _image_grid(fig, rows: list[np.ndarray], row_labels: list[str], col_titles: list[list[str]] | None = None):
+    """Rows of grey images in [0, 1] as one mosaic on one axes (one imshow, fast at any K); returns the axes."""
+    h, w = rows[0].shape[1:3]
     ncols = max(len(r) for r in rows)
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    gap_x = max(1, round(w * 0.08))
+    gap_y = max(1, round(h * (0.4 if col_titles else 0.08)))
+    top = gap_y if col_titles else 0
+    canvas = np.full((top + len(rows) * (h + gap_y) - gap_y, ncols * (w + gap_x) - gap_x), np.nan)
     for i, images in enumerate(rows):
-        for j in range(ncols):
-            ax = axes[i, j]
-            _hide_ticks(ax)
-            if j < len(images):
-                ax.imshow(images[j], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-                if col_titles is not None and col_titles[i][j]:
-                    ax.set_title(col_titles[i][j], fontsize=8)
-        axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=9)
-    return axes
+        for j, image in enumerate(images):
+            y0, x0 = top + i * (h + gap_y), j * (w + gap_x)
+            canvas[y0:y0 + h, x0:x0 + w] = image
+    ax = fig.subplots()
+    ax.imshow(canvas, cmap=colormaps["gray"].with_extremes(bad="white"), vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    if col_titles is not None:
+        for i, titles in enumerate(col_titles):
+            for j, title in enumerate(titles):
+                if title:
+                    ax.text(j * (w + gap_x) + (w - 1) / 2, top + i * (h + gap_y) - 1.0, title, ha="center",
+                            va="bottom", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([top + i * (h + gap_y) + (h - 1) / 2 for i in range(len(rows))], row_labels)
+    ax.tick_params(left=False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return ax
 
 
 # plots --------------------------------------------------------------------------------------------
 
+# history.csv holds each term's weighted contribution to the objective (weight × term), and their total.
 LOSS_TERMS = (
-    ("loss", "total loss", "loss / image"),
-    ("reconstruction", "reconstruction", None),
-    ("kl_z", "KL(q(z|x) || p(z))", "nats / image"),
-    ("kl_c", "KL(q(c|x) || π)", "nats / image"),
-    ("logit_mog", "logit-MoG penalty", "penalty / image"),
-    ("dirichlet", "Dirichlet penalty on π", "penalty"),
-    ("diversity", "diversity (weighted H of usage)", "penalty"),
-    ("classification", "classification", "cross-entropy (nats)"),
-    ("l1", "L1 penalty", "penalty"),
+    ("loss", "total loss (sum of the terms below)"),
+    ("reconstruction", "reconstruction"),
+    ("kl_z", "KL(q(z|x) || p(z))"),
+    ("kl_c", "KL(q(c|x) || π)"),
+    ("logit_mog", "logit-MoG penalty"),
+    ("dirichlet", "Dirichlet penalty on π"),
+    ("diversity", "usage entropy H(mean r)"),
+    ("classification", "classification"),
+    ("l1", "L1 penalty"),
 )
 
 
@@ -190,14 +196,14 @@ def plot_loss_curves(inputs: PlotInputs) -> Figure:
     epoch = history.get("epoch")
     if epoch is None or len(epoch) == 0:
         raise PlotEmpty("history.csv has no epochs")
-    model = inputs.experiment.model
-    recon_unit = "squared error / image" if (model.reconstruction_loss == "mse" and
-                                             not model.use_heteroscedastic_decoder) else "NLL (nats / image)"
+    recon = {"bernoulli_nll": "reconstruction (Bernoulli NLL)", "gaussian_nll": "reconstruction (Gaussian NLL)",
+             "squared_error": "reconstruction (squared error)"}[metrics_mod.likelihood(inputs.experiment.model)]
     panels, hidden = [], []
-    for term, title, unit in LOSS_TERMS:
+    for term, title in LOSS_TERMS:
         train, val = history.get(f"train_{term}"), history.get(f"val_{term}")
+        title = recon if term == "reconstruction" else title
         if _finite_nonzero(train) or _finite_nonzero(val):
-            panels.append((term, title, unit or recon_unit, train, val, 1.0))
+            panels.append((term, title, "weight × term, per image", train, val, 1.0))
         elif train is not None or val is not None:
             hidden.append(term)
     train_acc, val_acc = history.get("train_accuracy"), history.get("val_accuracy")
@@ -232,7 +238,7 @@ def plot_loss_curves(inputs: PlotInputs) -> Figure:
     if best is not None:
         handles.append(Line2D([], [], color="0.35", linestyle=":", label=f"best epoch {best} (evaluated)"))
     if hidden:
-        handles.append(Line2D([], [], linestyle="none", label=f"not shown, zero in every epoch: {', '.join(hidden)}"))
+        handles.append(Line2D([], [], linestyle="none", label=f"not shown (0 in every epoch): {', '.join(hidden)}"))
     fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
     return fig
 
@@ -339,7 +345,7 @@ def plot_pi_usage_evolution(inputs: PlotInputs) -> Figure:
     usage = _history_matrix(history, "usage_")
     if epoch is None or len(epoch) == 0 or (pi is None and usage is None):
         raise PlotEmpty("history.csv has no pi_<k> / usage_<k> columns")
-    panels = [(m, t) for m, t in ((pi, "prior weights π$_c$"), (usage, "usage: mean q(c|x) on training data"))
+    panels = [(m, t) for m, t in ((pi, "prior weights π$_c$"), (usage, "usage: mean q(c|x), validation split"))
               if m is not None]
     keff = None
     if usage is not None:
@@ -494,11 +500,12 @@ def plot_sigma_maps(inputs: PlotInputs) -> Figure:
     images = inputs.array("sigma_extreme_originals")
     m = extremes.shape[1]
     fig = _new_figure(max(10.0, 1.0 * m + 1.6), 8.0)
+    fig.get_layout_engine().set(wspace=0.12)
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.5, 1])
     scatter_ax, box_ax = top.subplots(1, 2)
     points = scatter_ax.scatter(xy[:, 0], xy[:, 1], c=sigma[index], cmap="viridis", s=6, linewidths=0,
                                 rasterized=True)
-    top.colorbar(points, ax=scatter_ax, label="σ (per image)")
+    top.colorbar(points, ax=scatter_ax, label="σ")
     scatter_ax.set_xlabel(xlabel)
     scatter_ax.set_ylabel(ylabel)
     scatter_ax.set_title(f"σ over the latent space ({how})")
@@ -514,7 +521,7 @@ def plot_sigma_maps(inputs: PlotInputs) -> Figure:
     box_ax.set_xlabel("true label")
     box_ax.set_ylabel("σ (per image)")
     box_ax.set_title("σ by true label")
-    box_ax.legend(frameon=False, fontsize=8, loc="center right")
+    box_ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     titles = [[f"σ={sigma[i]:.3f}" for i in row] for row in extremes]
     _image_grid(bottom, [images[0], images[1]], ["lowest σ", "highest σ"], titles)
     fig.suptitle(f"Heteroscedastic decoder: per-image σ on the {inputs.split} split")
@@ -538,7 +545,8 @@ class PlotSpec:
 
 PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("loss_curves", "Loss curves", _always, plot_loss_curves,
-             "Every loss term per epoch, training (solid) and validation (dashed); the dotted line marks the best "
+             "Every loss term per epoch, training (solid) and validation (dashed), each as its weighted "
+             "contribution to the objective (weight × term; the total is their sum). The dotted line marks the best "
              "epoch, whose weights were evaluated. Look for a validation curve that turns up while training keeps "
              "falling (overfitting), terms that collapse to zero (e.g. KL(q(z|x) || p(z)) -> 0: posterior collapse), "
              "and whether training stopped early."),
@@ -560,8 +568,8 @@ PLOTS: tuple[PlotSpec, ...] = (
              "components specialise; rows of noise reveal unused components."),
     PlotSpec("pi_usage_evolution", "π and usage over training", metrics_mod.requires_components,
              plot_pi_usage_evolution,
-             "Per epoch: the prior weights π, the mean responsibility (usage) of each component on the training "
-             "data, and the effective number of components K_eff = exp(H(usage)). A K_eff falling towards 1 means "
+             "Per epoch: the prior weights π, the mean responsibility (usage) of each component on the validation "
+             "split, and the effective number of components K_eff = exp(H(usage)). A K_eff falling towards 1 means "
              "the model routes everything through few components."),
     PlotSpec("tau_heatmap", "τ matrix", metrics_mod.requires_tau, plot_tau_heatmap,
              "τ[c, y] = p(y | c), learned from the responsibilities of labeled training images. Sharp rows (one "

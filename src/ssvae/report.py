@@ -148,6 +148,10 @@ def _consistency_warnings(metrics_doc: dict, metadata: dict, train: dict) -> lis
     if evaluated and recorded and evaluated != recorded:
         found.append(f"the evaluated data (fingerprint {evaluated}) differ from the training data's record "
                      f"({recorded}); metrics.json may be stale")
+    evaluated_epoch = (metrics_doc.get("checkpoint") or {}).get("epoch")
+    if evaluated_epoch is not None and train.get("best_epoch") is not None and evaluated_epoch != train["best_epoch"]:
+        found.append(f"metrics.json scored the checkpoint of epoch {evaluated_epoch}, but train.json's best epoch is "
+                     f"{train['best_epoch']}; metrics.json may be stale")
     for note in metrics_doc.get("notes") or []:
         found.append(f"evaluate: {note}")
     return found
@@ -183,8 +187,8 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
     plot_status = {name: status.to_dict() for name, status in plots_mod.draw_plots(inputs, run_dir).items()}
 
     evaluation = {key: metrics_doc.get(key) for key in
-                  ("split", "num_examples", "dataset", "dataset_fingerprint", "num_labeled_train", "metrics",
-                   "baseline", "artifacts", "timings")}
+                  ("split", "num_examples", "dataset", "dataset_fingerprint", "num_labeled_train", "checkpoint",
+                   "metrics", "baseline", "artifacts", "timings")}
     failures = _failures(train, evaluation, plot_status)
     summary = {
         "schema_version": SCHEMA_VERSION,
@@ -208,6 +212,13 @@ def _percent(value) -> str:
     return "—" if value is None else f"{format_number(value)} ({100 * value:.1f}%)"
 
 
+def elbo_label(summary: dict, split: str) -> str:
+    kind = _value((summary["evaluation"].get("metrics") or {}).get("elbo"), "likelihood")
+    if kind == "squared_error":
+        return f"{split} −(squared error + KL) per image (reconstruction_loss mse: not a bound in nats)"
+    return f"{split} ELBO (nats / image, higher is better)"
+
+
 def _headline_lines(summary: dict) -> list[str]:
     h = summary["headline"]
     training = summary["training"]
@@ -223,7 +234,7 @@ def _headline_lines(summary: dict) -> list[str]:
         [f"{split} accuracy (this model)", _percent(h["accuracy"])],
         [f"{split} accuracy, logistic regression on raw pixels ({labeled} labeled training images, the same ones)",
          base_text],
-        [f"{split} ELBO (nats / image, higher is better)", format_value(h["elbo"])],
+        [elbo_label(summary, split), format_value(h["elbo"])],
     ]
     if h.get("k_eff") is not None:
         rows.append(["K_eff (effective components)", format_value(h["k_eff"])])
@@ -321,8 +332,11 @@ def render_markdown(summary: dict) -> str:
     training = summary["training"]
     lines += ["## Training", ""]
     rows = [[k, format_value(training.get(k))] for k in TRAIN_FIELDS if k in training]
-    for k, v in (training.get("final") or {}).items():
-        rows.append([f"final {k}", format_value(v)])
+    final = training.get("final") or {}
+    at = f"at best epoch {final['epoch']}" if final.get("epoch") == training.get("best_epoch") else "final"
+    for k, v in final.items():
+        if k.startswith(("train_", "val_")):
+            rows.append([f"{at}: {k}", format_value(v)])
     data = training.get("data") or {}
     for k in ("num_train", "num_labeled", "labeled_per_class", "num_val", "num_test", "fingerprint"):
         if k in data:
