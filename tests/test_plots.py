@@ -159,3 +159,23 @@ def test_report_captions_exist_for_every_plot_and_match_the_registry():
         assert path.read_text() == plots.caption_rst(name), f"regenerate {path} from plots.caption_rst"
     for extra in ("workflow.rst", "comparison.rst"):
         assert (REPO / "workflow" / "report" / extra).read_text().strip()
+
+
+def test_the_figures_directory_caption_picks_each_plots_text_by_the_figure_wildcard():
+    import io
+    import types
+
+    import docutils.core
+    import jinja2
+
+    path = REPO / "workflow" / "report" / "figures.rst"
+    template = path.read_text()
+    assert template == plots.figures_caption_rst(), f"regenerate {path} from plots.figures_caption_rst"
+    for name in plots.PLOT_NAMES + ("not_a_plot",):
+        snakemake = types.SimpleNamespace(wildcards=types.SimpleNamespace(figure=name))
+        text = jinja2.Environment().from_string(template).render(snakemake=snakemake)
+        warnings = io.StringIO()
+        docutils.core.publish_parts(text, writer_name="html", settings_overrides={"warning_stream": warnings})
+        assert warnings.getvalue() == ""
+        expected = plots._BY_NAME[name].title if name in plots.PLOT_NAMES else "A figure of this run"
+        assert expected in text and text.count("**") <= 2

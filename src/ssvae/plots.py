@@ -698,3 +698,16 @@ def caption_rst(name: str) -> str:
               "``summary.json`` and ``REPORT.md``; a skipped or failed plot is a placeholder image that says why.")
     caption = spec.caption.replace("|", "\\|")  # a bare | starts an RST substitution reference
     return "\n\n".join([f"**{spec.title}.**", textwrap.fill(caption, 100), textwrap.fill(footer, 100)]) + "\n"
+
+
+def figures_caption_rst() -> str:
+    """workflow/report/figures.rst: one Jinja-templated caption for the figures/ directory marked for the Snakemake
+    report, choosing each figure's caption by the `figure` wildcard of its `{figure}.png` pattern."""
+    parts = []
+    for i, name in enumerate(PLOT_NAMES):
+        keyword = "if" if i == 0 else "elif"
+        parts += [f'{{% {keyword} snakemake.wildcards.figure == "{name}" %}}', "", caption_rst(name).strip(), ""]
+    parts += ["{% else %}", "",
+              "A figure of this run; what it shows and its status are in the run's ``REPORT.md``.", "",
+              "{% endif %}", ""]
+    return "\n".join(parts)
