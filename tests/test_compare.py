@@ -69,6 +69,7 @@ def test_three_runs_give_three_rows_with_their_values(results):
     assert std["num_components"] is None and std["k_eff"] is None  # no components for a standard prior
     assert (std["dataset"], std["latent_dim"], std["num_labeled"], std["split"]) == ("digits", 2, 50, "test")
     assert std["training_time_sec"] == 10.0 and std["best_epoch"] == 4
+    assert std["likelihood"] == "bernoulli_nll"  # ELBOs are comparable only between equal likelihoods
 
 
 def test_runs_sharing_group_and_arch_get_mean_and_std(results):

@@ -15,8 +15,8 @@ RUN_ID = "synthetic__mix10_tau_het__20250101_120000"
 def build(tmp_path, model=None, history=True, warnings=(), **load_kwargs):
     experiment, effective = load(tmp_path, model=model, **load_kwargs)
     run_dir, splits, _ = make_run(tmp_path / "results", RUN_ID, experiment, history=history)
-    summary, text = report.build_report(run_dir, experiment, effective, metadata(experiment, RUN_ID, splits.fingerprint),
-                                        list(warnings))
+    meta = metadata(experiment, RUN_ID, splits.fingerprint)
+    summary, text = report.build_report(run_dir, experiment, effective, meta, list(warnings))
     report.write_report(run_dir, summary, text)
     return run_dir, experiment
 

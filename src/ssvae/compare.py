@@ -19,7 +19,7 @@ from . import runs
 from .report import format_value
 
 COLUMNS = ("run_id", "name", "arch", "ts", "group", "status", "dataset", "prior", "num_components", "latent_dim",
-           "num_labeled", "seed", "split", "accuracy", "baseline_accuracy", "elbo", "k_eff", "best_epoch",
+           "num_labeled", "seed", "split", "accuracy", "baseline_accuracy", "elbo", "likelihood", "k_eff", "best_epoch",
            "epochs_completed", "training_time_sec")
 AGGREGATED = ("accuracy", "baseline_accuracy", "elbo", "k_eff", "training_time_sec")
 
@@ -66,6 +66,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "accuracy": _success_value(metrics.get("accuracy")),
         "baseline_accuracy": _success_value(_get(evaluation, "baseline", "logistic_regression"), "accuracy"),
         "elbo": _success_value(metrics.get("elbo"), "elbo"),
+        "likelihood": _success_value(metrics.get("elbo"), "likelihood"),
         "k_eff": _success_value(metrics.get("k_eff")),
         "best_epoch": training.get("best_epoch"),
         "epochs_completed": training.get("epochs_completed"),
@@ -129,6 +130,11 @@ def _markdown(rows: list[dict], groups: list[dict], without_summary: list[dict])
              "(the held-out test split unless a run's config says otherwise: see `split`). The baseline is a "
              "logistic regression on raw pixels fitted on the same labeled images as the run.", "",
              "![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
+    squared = [r["run_id"] for r in rows if r.get("likelihood") == "squared_error"]
+    if squared:
+        lines += [f"Note: {len(squared)} run(s) use reconstruction_loss mse without the heteroscedastic decoder; their "
+                  "'ELBO' is −(squared error + KL), not a bound in nats, and is not comparable with the others "
+                  "(column `likelihood` in comparison.csv).", ""]
     if groups:
         lines += ["## Mean ± std over seeds", "",
                   "Runs that share a sweep group and arch code; std is the sample standard deviation (n − 1).", "",
@@ -148,7 +154,8 @@ def _markdown(rows: list[dict], groups: list[dict], without_summary: list[dict])
                 f"| [{r['run_id']}]({r['run_id']}/REPORT.md) | {format_value(r['prior'])} | "
                 f"{format_value(r['num_components'])} | {format_value(r['latent_dim'])} | "
                 f"{format_value(r['num_labeled'])} | {format_value(r['dataset'])} | {format_value(r['seed'])} | "
-                f"{format_value(r['split'])} | {format_value(r['accuracy'])} | {format_value(r['baseline_accuracy'])} | "
+                f"{format_value(r['split'])} | {format_value(r['accuracy'])} | "
+                f"{format_value(r['baseline_accuracy'])} | "
                 f"{format_value(r['elbo'])} | {format_value(r['k_eff'])} | "
                 f"{format_value(r['best_epoch'])} / {format_value(r['epochs_completed'])} | "
                 f"{format_value(r['training_time_sec'])} | {format_value(r['status'])} |")

@@ -421,7 +421,8 @@ def guarded(compute: Callable[[], Status]) -> Status:
     return result
 
 
-def compute_metrics(inputs: MetricInputs, model: ModelConfig, skip: tuple[str, ...] | list[str] = ()) -> dict[str, Status]:
+def compute_metrics(inputs: MetricInputs, model: ModelConfig,
+                    skip: tuple[str, ...] | list[str] = ()) -> dict[str, Status]:
     """Every metric of `METRICS` in order: disabled when it does not apply, skipped when asked, else computed."""
     results = {}
     for spec in METRICS:

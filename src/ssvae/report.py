@@ -73,7 +73,8 @@ def format_value(value: Any, max_items: int = 10) -> str:
     if isinstance(value, dict):
         parts = []
         for key, item in value.items():
-            if isinstance(item, (list, tuple)) and (len(item) > max_items or (item and isinstance(item[0], (list, dict)))):
+            nested = bool(item) and isinstance(item[0], (list, dict)) if isinstance(item, (list, tuple)) else False
+            if isinstance(item, (list, tuple)) and (len(item) > max_items or nested):
                 continue
             parts.append(f"{key}: {format_value(item, max_items)}")
         return "; ".join(parts)
@@ -266,7 +267,8 @@ def _metric_lines(summary: dict) -> list[str]:
         rows.append([f"`{name}`", format_value(entry.get("value")), _mark(entry.get("status")), note or ""])
         if name == "accuracy":
             for base_name, base in (evaluation.get("baseline") or {}).items():
-                note = base.get("reason") if base.get("status") != "success" else metrics_mod.DESCRIPTIONS.get(base_name)
+                ok = base.get("status") == "success"
+                note = metrics_mod.DESCRIPTIONS.get(base_name) if ok else base.get("reason")
                 rows.append([f"`accuracy` of baseline `{base_name}`", format_value(_value(base, "accuracy")),
                              _mark(base.get("status")), note or ""])
     for name, entry in (evaluation.get("artifacts") or {}).items():
