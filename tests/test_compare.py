@@ -28,11 +28,13 @@ def template_summary(tmp_path_factory):
 
 
 def write_summary(results, template, run_id, *, accuracy, baseline, elbo, k_eff=None, group=None, seed=0,
-                  prior="standard", k=10, train_time=10.0):
+                  prior="standard", k=10, train_time=10.0, learning_rate=None):
     name, arch, ts = run_id.split("__")
     summary = copy.deepcopy(template)
     summary["metadata"].update(run_id=run_id, architecture_code=arch, timestamp=ts, group=group, seed=seed)
     summary["config"]["model"].update(prior_type=prior, num_components=k, random_seed=seed)
+    if learning_rate is not None:
+        summary["config"]["model"]["learning_rate"] = learning_rate
     metrics = summary["evaluation"]["metrics"]
     metrics["accuracy"]["value"] = accuracy
     metrics["elbo"]["value"]["elbo"] = elbo
@@ -82,6 +84,15 @@ def test_runs_sharing_group_and_arch_get_mean_and_std(results):
     assert group["elbo"]["mean"] == pytest.approx(-105.0)
     assert group["training_time_sec"]["mean"] == pytest.approx(12.0)
     assert group["k_eff"] == {"mean": None, "std": None, "n": 0}
+
+
+def test_an_edited_config_under_the_same_name_is_not_averaged_as_a_seed(results, template_summary):
+    write_summary(results, template_summary, "sweep-s0__std_head_plain__20250105_000000", accuracy=0.1, baseline=0.7,
+                  elbo=-300.0, group="sweep", seed=0, learning_rate=0.1)
+    out = compare.compare_runs(results)
+    assert len(out["rows"]) == 4
+    assert [g["runs"] for g in out["groups"]] == [2]
+    assert out["groups"][0]["accuracy"]["mean"] == pytest.approx(0.85)
 
 
 def test_comparison_files(results):

@@ -8,7 +8,9 @@ results/comparison_elbo.png. The output depends only on the summaries, so it is 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,15 @@ def _success_value(entry: Any, key: str | None = None):
     return value.get(key) if key and isinstance(value, dict) else value
 
 
+def seedless_identity(config: dict) -> str | None:
+    """Hash of the data and model sections without model.random_seed: runs that share it differ only by seed."""
+    if not config.get("model") or not config.get("data"):
+        return None
+    model = {k: v for k, v in config["model"].items() if k != "random_seed"}
+    payload = json.dumps({"data": config["data"], "model": model}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def summary_row(base: dict, summary: dict) -> dict:
     """One comparison row from a run's parsed folder name (`runs.list_runs` row) and its summary.json."""
     meta = summary.get("metadata") or {}
@@ -55,6 +66,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "arch": base["arch"],
         "ts": base["ts"],
         "group": meta.get("group"),
+        "seedless_identity": seedless_identity(config),
         "status": summary.get("status"),
         "dataset": meta.get("dataset") or data.get("dataset"),
         "prior": model.get("prior_type"),
@@ -98,13 +110,15 @@ def _mean_std(values: list) -> tuple[float | None, float | None, int]:
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
-    """Mean ± sample std (ddof 1) per (metadata.group, arch) over runs sharing both, when there are at least two."""
-    buckets: dict[tuple[str, str], list[dict]] = {}
+    """Mean ± sample std (ddof 1) over the seeds of a sweep point: runs sharing metadata.group and arch code whose
+    data and model sections differ only in model.random_seed (so an edited config that kept its name is not
+    averaged with the old one); only buckets of at least two runs."""
+    buckets: dict[tuple, list[dict]] = {}
     for row in rows:
         if row.get("group"):
-            buckets.setdefault((row["group"], row["arch"]), []).append(row)
+            buckets.setdefault((row["group"], row["arch"], row.get("seedless_identity") or ""), []).append(row)
     groups = []
-    for (group, arch), members in sorted(buckets.items(), key=lambda item: (item[0][1], item[0][0])):
+    for (group, arch, _), members in sorted(buckets.items(), key=lambda item: (item[0][1], item[0][0], item[0][2])):
         if len(members) < 2:
             continue
         entry = {"group": group, "arch": arch, "runs": len(members),
