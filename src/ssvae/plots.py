@@ -254,9 +254,10 @@ def _latent_points(inputs: PlotInputs):
 
 
 def _scatter_by(ax, xy, groups, colors, names, title):
+    size = float(np.clip(4000 / max(len(xy), 1), 5, 24))  # visible for a few hundred points, no blob for thousands
     for g in np.unique(groups):
         mask = groups == g
-        ax.scatter(xy[mask, 0], xy[mask, 1], s=6, alpha=0.7, color=colors[int(g)], label=names[int(g)],
+        ax.scatter(xy[mask, 0], xy[mask, 1], s=size, alpha=0.7, color=colors[int(g)], label=names[int(g)],
                    linewidths=0, rasterized=True)
     ax.set_title(title)
 
