@@ -23,6 +23,8 @@ import yaml
 from . import __version__, naming
 
 SCHEMA_VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def jsonable(obj: Any) -> Any:
@@ -51,6 +53,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for colleagues too
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -92,7 +92,9 @@ def read_json_cached(path):
 
 
 def comparison_target(wildcards):
-    return ["results/COMPARISON.md"] if config.get("compare", True) else []
+    # `--config compare=false` arrives as a string
+    wanted = str(config.get("compare", True)).lower() == "true"
+    return ["results/COMPARISON.md"] if wanted else []
 
 
 def config_file(wildcards):

@@ -1,0 +1,263 @@
+"""The workflow as a user meets it: real `snakemake` on tiny configs, checking which jobs ran and what changed.
+
+Every row of SPEC section 2's re-run table is a test here. A module-scoped workspace is run once; each test
+works on its own copy (results and Snakemake's metadata included).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from workflow_helpers import (
+    REPO,
+    SSVAE,
+    clone_workspace,
+    folder_hashes,
+    make_workspace,
+    run_folders,
+    snakemake,
+    snakemake_cmd,
+    snakemake_env,
+    tiny_config,
+)
+
+pytestmark = pytest.mark.workflow
+
+ALPHA = tiny_config("alpha")
+BETA = tiny_config("beta", model={"prior_type": "mixture", "num_components": 10, "use_tau_classifier": True,
+                                  "decoder_conditioning": "film"})
+RUN_FILES = ["config.yaml", "summary.json", "REPORT.md", "metrics.json", "predictions.npz", "history.csv",
+             "train.json", "checkpoints/best.msgpack", "logs/train.log", "logs/evaluate.log", "logs/report.log",
+             "benchmarks/train.tsv", "benchmarks/evaluate.tsv", "benchmarks/report.tsv"]
+TRAINING_STAGES = {"train", "evaluate", "report"}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    workspace = make_workspace(tmp_path_factory.mktemp("base"), {"alpha.yaml": ALPHA, "beta.yaml": BETA})
+    first = snakemake(workspace)
+    return workspace, first
+
+
+@pytest.fixture
+def workspace(base, tmp_path):
+    return clone_workspace(base[0], tmp_path / "ws")
+
+
+def folder_of(workspace, name):
+    (folder,) = [f for f in run_folders(workspace) if f.name.startswith(f"{name}__")]
+    return folder
+
+
+def edit_config(workspace, name, change):
+    path = workspace / "configs" / f"{name}.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for section, values in change.items():
+        doc.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_first_run_makes_complete_self_documenting_folders(base):
+    workspace, first = base
+    assert first.ran("train") == 2 and first.ran("evaluate") == 2 and first.ran("report") == 2
+    folders = run_folders(workspace)
+    assert [f.name.split("__")[:2] for f in folders] == [["alpha", "std_head_plain"], ["beta", "mix10_tau_film"]]
+    for folder in folders:
+        for name in RUN_FILES:
+            assert (folder / name).is_file(), f"{folder.name}/{name} missing"
+        assert list((folder / "figures").glob("*.png"))
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        assert cfg["run_id"] == folder.name
+        assert folder.name == f"{cfg['experiment']['name']}__{cfg['architecture_code']}__{cfg['timestamp']}"
+        assert cfg["model"]["component_embedding_dim"] is not None  # every default resolved
+        assert "git_commit" in cfg["provenance"]
+        summary = json.loads((folder / "summary.json").read_text(),
+                             parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+        assert summary["metadata"]["run_id"] == folder.name
+        assert summary["metadata"]["dataset"] == "digits"
+        assert summary["status"]
+    assert (workspace / "results" / "NAMING_LEGEND.md").is_file()
+    assert (workspace / "results" / "COMPARISON.md").is_file()
+
+
+def test_ssvae_arch_prints_the_code_the_folder_gets(base):
+    workspace, _ = base
+    for name in ["alpha", "beta"]:
+        out = subprocess.run([SSVAE, "arch", str(workspace / "configs" / f"{name}.yaml")],
+                             capture_output=True, text=True, check=True).stdout
+        arch, pattern = out.split()
+        assert folder_of(workspace, name).name.startswith(f"{name}__{arch}__")
+        assert pattern == f"{name}__{arch}__<YYYYmmdd_HHMMSS>"
+
+
+def test_ssvae_runs_lists_the_runs(base):
+    workspace, _ = base
+    out = subprocess.run([SSVAE, "runs", "--results", str(workspace / "results")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "alpha__std_head_plain__" in out and "beta__mix10_tau_film__" in out
+    only = subprocess.run([SSVAE, "runs", "--results", str(workspace / "results"), "--arch", "mix10_tau_film"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "beta__" in only and "alpha__" not in only
+
+
+def test_run_again_nothing_to_be_done(workspace):
+    again = snakemake(workspace)
+    assert again.nothing_to_do and again.jobs == []
+
+
+def test_touched_configs_and_fresh_checkout_retrain_nothing(workspace):
+    before = {f.name: folder_hashes(f) for f in run_folders(workspace)}
+    later = time.time() + 5
+    for path in [*(workspace / "configs").glob("*.yaml"), workspace / "Snakefile",
+                 *[p for d in ("workflow", "scripts", "src") for p in (workspace / d).rglob("*") if p.is_file()]]:
+        os.utime(path, (later, later))
+    again = snakemake(workspace)
+    assert not TRAINING_STAGES & set(again.jobs), again.jobs
+    assert {f.name: folder_hashes(f) for f in run_folders(workspace)} == before
+
+
+def test_description_change_reruns_at_most_report(workspace):
+    folder = folder_of(workspace, "alpha")
+    edit_config(workspace, "alpha", {"experiment": {"description": "a sharper description", "tags": ["new"]}})
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"report"}, again.jobs
+    assert again.ran("report") == 1
+    assert folder_of(workspace, "alpha") == folder
+    assert "a sharper description" in (folder / "REPORT.md").read_text()
+    assert json.loads((folder / "summary.json").read_text())["metadata"]["tags"] == ["new"]
+
+
+def test_model_change_trains_a_new_folder_and_keeps_the_old(workspace):
+    old = folder_of(workspace, "alpha")
+    old_hashes = folder_hashes(old)
+    edit_config(workspace, "alpha", {"model": {"learning_rate": 0.002}})
+    again = snakemake(workspace)
+    assert again.ran("train") == 1 and again.ran("evaluate") == 1 and again.ran("report") == 1
+    alpha_folders = [f for f in run_folders(workspace) if f.name.startswith("alpha__")]
+    assert len(alpha_folders) == 2
+    new = next(f for f in alpha_folders if f != old)
+    assert new.name.split("__")[2] > old.name.split("__")[2]
+    assert folder_hashes(old) == old_hashes
+    # going back to the earlier model finds its folder again instead of training anew
+    edit_config(workspace, "alpha", {"model": {"learning_rate": 0.001}})
+    back = snakemake(workspace)
+    assert not TRAINING_STAGES & set(back.jobs), back.jobs
+    assert folder_hashes(old) == old_hashes
+
+
+def test_evaluation_change_reruns_evaluate_and_report_in_place(workspace):
+    folder = folder_of(workspace, "beta")
+    edit_config(workspace, "beta", {"evaluation": {"num_plot_samples": 100}})
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"evaluate", "report"}, again.jobs
+    assert folder_of(workspace, "beta") == folder
+
+
+def test_report_change_or_deleted_report_reruns_report_only(workspace):
+    edit_config(workspace, "alpha", {"report": {"dpi": 70}})
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"report"}, again.jobs
+    folder = folder_of(workspace, "beta")
+    (folder / "REPORT.md").unlink()
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"report"}, again.jobs
+    assert (folder / "REPORT.md").is_file()
+    import shutil
+
+    shutil.rmtree(folder / "figures")
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"report"}, again.jobs
+    assert list((folder / "figures").glob("*.png"))
+
+
+def test_deleted_metrics_reruns_evaluate_and_report(workspace):
+    folder = folder_of(workspace, "alpha")
+    (folder / "metrics.json").unlink()
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"evaluate", "report"}, again.jobs
+    assert (folder / "metrics.json").is_file()
+
+
+def test_two_invocations_on_disjoint_configs_at_once(workspace):
+    (workspace / "configs" / "gamma.yaml").write_text(tiny_config("gamma"))
+    (workspace / "configs" / "delta.yaml").write_text(tiny_config("delta", model={"latent_dim": 3}))
+    procs = [
+        subprocess.Popen(snakemake_cmd(workspace, experiments=[f"configs/{n}.yaml"], config={"compare": "false"}),
+                         cwd=workspace, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for n in ("gamma", "delta")
+    ]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
+    names = {f.name.split("__")[0] for f in run_folders(workspace)}
+    assert {"gamma", "delta"} <= names
+
+
+def test_invalid_config_fails_alone_with_a_readable_message(base, tmp_path):
+    configs = {"good1.yaml": tiny_config("good1"), "good2.yaml": tiny_config("good2", model={"latent_dim": 3}),
+               "broken.yaml": tiny_config("broken", model={"prior_type": "mixtur", "use_tau_classifer": True})}
+    workspace = make_workspace(tmp_path / "bad", configs)
+    # reuse the compiled models of the base run
+    (workspace / "results").mkdir()
+    import shutil
+
+    shutil.copytree(base[0] / "results" / ".jax_cache", workspace / "results" / ".jax_cache")
+    result = snakemake(workspace, "--keep-going", check=False)
+    assert result.returncode != 0
+    assert "Error in rule validate_config" in result.output
+    assert "configs/broken.yaml: model.prior_type: not an allowed value (got 'mixtur')" in result.output
+    assert "did you mean 'model.use_tau_classifier'" in result.output
+    names = sorted(f.name.split("__")[0] for f in run_folders(workspace))
+    assert names == ["good1", "good2"]
+    assert result.ran("train") == 2
+
+
+def _history_without_timings(folder):
+    import csv
+
+    with open(folder / "history.csv") as handle:
+        return [{k: v for k, v in row.items() if "seconds" not in k} for row in csv.DictReader(handle)]
+
+
+def _epochs_logged(log):
+    return len([line for line in log.read_text().splitlines() if "epoch " in line.lower()]) if log.exists() else 0
+
+
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path):
+    long = tiny_config("long", model={"hidden_dims": [512, 256], "max_epochs": 25, "patience": 25})
+    configs = {"long.yaml": long}
+    interrupted = make_workspace(tmp_path / "killed", configs)
+    proc = subprocess.Popen(snakemake_cmd(interrupted), cwd=interrupted, env=snakemake_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    log = None
+    while time.time() < deadline:
+        logs = list((interrupted / "results").glob("long__*/logs/train.log"))
+        if logs and (logs[0].parent.parent / "checkpoints" / "resume.msgpack").exists() and _epochs_logged(logs[0]) >= 4:
+            log = logs[0]
+            break
+        time.sleep(0.2)
+    assert log is not None, "training never got going"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (log.parent.parent / "train.json").exists()
+    resumed = snakemake(interrupted, check=False)
+    if "LockException" in resumed.output or "Directory cannot be locked" in resumed.output:
+        snakemake(interrupted, "--unlock")
+        resumed = snakemake(interrupted)
+    assert resumed.returncode == 0, resumed.output[-4000:]
+    assert resumed.ran("train") == 1
+    assert "resum" in log.read_text().lower()
+
+    straight = make_workspace(tmp_path / "straight", configs)
+    snakemake(straight)
+    (folder_a,) = run_folders(interrupted)
+    (folder_b,) = run_folders(straight)
+    assert _history_without_timings(folder_a) == _history_without_timings(folder_b)
+    metrics_a = json.loads((folder_a / "metrics.json").read_text())["metrics"]
+    metrics_b = json.loads((folder_b / "metrics.json").read_text())["metrics"]
+    assert metrics_a["accuracy"] == metrics_b["accuracy"]
