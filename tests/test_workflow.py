@@ -261,3 +261,14 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path
     metrics_a = json.loads((folder_a / "metrics.json").read_text())["metrics"]
     metrics_b = json.loads((folder_b / "metrics.json").read_text())["metrics"]
     assert metrics_a["accuracy"] == metrics_b["accuracy"]
+
+
+def test_html_report_holds_every_figure(workspace):
+    snakemake(workspace, "--report", "report.html")
+    html = (workspace / "report.html").read_text()
+    for folder in run_folders(workspace):
+        figures = sorted(p.stem for p in (folder / "figures").glob("*.png"))
+        assert figures
+        for figure in figures:
+            assert f"{folder.name}/figures/{figure}.png" in html, (folder.name, figure)
+    assert "comparison_accuracy.png" in html

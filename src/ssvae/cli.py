@@ -50,13 +50,6 @@ def _fmt(value, digits=3) -> str:
     return str(value)
 
 
-def _metric(summary: dict, name: str):
-    metric = summary.get("evaluation", {}).get(name)
-    if isinstance(metric, dict) and metric.get("status") == "success":
-        return metric.get("value")
-    return None
-
-
 def _runs(args) -> int:
     rows = runs.list_runs(args.results)
     if args.arch:
@@ -69,10 +62,10 @@ def _runs(args) -> int:
     header = ("run id", "status", "test acc", "baseline", "date")
     table = []
     for row in rows:
-        summary = row.get("summary", {})
+        headline = row.get("summary", {}).get("headline", {})
         date = f"{row['ts'][:4]}-{row['ts'][4:6]}-{row['ts'][6:8]} {row['ts'][9:11]}:{row['ts'][11:13]}"
-        table.append((row["run_id"], row["status"], _fmt(_metric(summary, "accuracy")),
-                      _fmt(_metric(summary, "baseline_accuracy")), date))
+        table.append((row["run_id"], row["status"], _fmt(headline.get("accuracy")),
+                      _fmt(headline.get("baseline_accuracy")), date))
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
     for line in [header, *table]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())

@@ -169,15 +169,17 @@ def list_runs(results: str | Path) -> list[dict]:
         row = {"run_id": folder.name, "name": run_id.name, "arch": run_id.arch, "ts": run_id.ts,
                "path": str(folder), "status": "planned"}
         summary_path = folder / "summary.json"
-        if summary_path.exists():
+        if (folder / "train_failed.json").exists():
+            row["status"] = "failed"
+            row["reason"] = read_json(folder / "train_failed.json").get("reason")
+        elif summary_path.exists():
             summary = read_json(summary_path)
             row["status"] = summary.get("status", "unknown")
             row["summary"] = summary
         elif (folder / "metrics.json").exists():
             row["status"] = "evaluated"
         elif (folder / "train.json").exists():
-            train = read_json(folder / "train.json")
-            row["status"] = "failed" if train.get("status") == "failed" else "trained"
+            row["status"] = "trained"
         elif (folder / "checkpoints").exists():
             row["status"] = "training"
         rows.append(row)
