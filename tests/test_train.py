@@ -1,0 +1,204 @@
+"""Training: exact resume after an interruption, determinism, divergence, early stopping, history and checkpoints."""
+
+import csv
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+import yaml
+
+from ssvae import checkpoints, config, data, inference, losses, train
+from jax._src import compilation_cache
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache_dir(tmp_path_factory):
+    """Identical configs compile once: runs of the same config reuse the executable from a persistent cache."""
+    previous = jax.config.jax_compilation_cache_dir
+    previous_min = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_compilation_cache_dir", previous)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", previous_min)
+    compilation_cache.reset_cache()
+
+
+SMALL = {"hidden_dims": [32, 16], "latent_dim": 4, "batch_size": 256, "max_epochs": 4, "patience": 10}
+
+CONFIGS = {
+    # Gumbel routing, conditioned decoder, dropout in the head, both c-regularizers, every schedule annealing.
+    "mixture-gumbel-head": {**SMALL, "prior_type": "mixture", "num_components": 10, "use_gumbel_softmax": True,
+                            "gumbel_temperature": 2.0, "gumbel_temperature_anneal_epochs": 3,
+                            "decoder_conditioning": "concat", "kl_c_anneal_epochs": 2, "c_regularizer": "both",
+                            "c_logit_prior_weight": 0.05, "dirichlet_alpha": 2.0, "learnable_pi": True},
+    # Monte-Carlo KL from the step's RNG, learned pseudo-inputs with their own learning rate, tau counts.
+    "vamp-tau": {**SMALL, "prior_type": "vamp", "num_components": 10, "vamp_pseudo_init_method": "random",
+                 "vamp_num_samples_kl": 2, "use_tau_classifier": True},
+}
+
+
+def experiment(tmp_path, name, **model):
+    document = {"experiment": {"name": name}, "data": {"dataset": "digits", "num_labeled": 60, "num_samples": 800},
+                "model": model}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return config.load_experiment(path)
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return data.load_splits(experiment(tmp_path_factory.mktemp("data"), "data").data)
+
+
+def read_history(run_dir):
+    with open(run_dir / "history.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_timing(rows):
+    return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in rows]
+
+
+def best_arrays(run_dir, exp):
+    model = inference.load_model(run_dir, exp)
+    return jax.tree_util.tree_leaves(jax.device_get(model.params)), model.tau
+
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt_after(epoch: int):
+    """A `log` that kills the run once epoch `epoch` is reported (after its checkpoint is written)."""
+
+    def log(message):
+        if message.startswith(f"epoch {epoch}/"):
+            raise Interrupted(message)
+
+    return log
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, digits):
+    """One uninterrupted run per (config, loop shape), shared by the tests that compare against it."""
+    cache = {}
+
+    def run(name, loop):
+        if (name, loop) not in cache:
+            folder = tmp_path_factory.mktemp(f"{name}-{loop}")
+            exp = experiment(folder, name, **CONFIGS[name])
+            result = train.fit(exp, digits, folder / "run", resume_tag="tag", log=lambda m: None, loop=loop)
+            cache[name, loop] = (exp, folder / "run", result)
+        return cache[name, loop]
+
+    return run
+
+
+@pytest.mark.parametrize("name,loop", [("mixture-gumbel-head", "scan"), ("vamp-tau", "step")])
+def test_a_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_path, digits, uninterrupted, name, loop):
+    exp, reference_dir, reference = uninterrupted(name, loop)
+    run_dir = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop=loop)
+    assert (run_dir / "checkpoints" / "resume.msgpack").exists()
+    assert not (run_dir / "checkpoints" / "best.msgpack").exists()
+    messages = []
+    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop=loop)
+    assert result["resumed_from_epoch"] == 2
+    assert any("resuming" in m for m in messages)
+    assert sum(m.startswith("epoch ") for m in messages) == 2  # only epochs 3 and 4 ran again
+    assert without_timing(read_history(run_dir)) == without_timing(read_history(reference_dir))
+    got_params, got_tau = best_arrays(run_dir, exp)
+    want_params, want_tau = best_arrays(reference_dir, exp)
+    for got, want in zip(got_params, want_params):
+        np.testing.assert_array_equal(got, want)
+    if want_tau is not None:
+        np.testing.assert_array_equal(got_tau, want_tau)
+    for key in ("epochs_completed", "best_epoch", "best_value", "stopped_early"):
+        assert result[key] == reference[key]
+
+
+def test_same_config_twice_gives_identical_history(tmp_path, digits, uninterrupted):
+    exp, reference_dir, _ = uninterrupted("mixture-gumbel-head", "scan")
+    train.fit(exp, digits, tmp_path / "again", resume_tag="tag", log=lambda m: None, loop="scan")
+    assert without_timing(read_history(tmp_path / "again")) == without_timing(read_history(reference_dir))
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path, digits, uninterrupted):
+    exp, _, reference = uninterrupted("vamp-tau", "step")
+    run_dir = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train.fit(exp, digits, run_dir, resume_tag="old", log=interrupt_after(1), loop="step")
+    messages = []
+    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop="step")
+    assert result["resumed_from_epoch"] is None
+    assert any("resume tag differs" in m for m in messages)
+    assert result["best_value"] == reference["best_value"]
+
+
+def test_history_has_every_term_train_and_val(uninterrupted):
+    exp, run_dir, result = uninterrupted("mixture-gumbel-head", "scan")
+    rows = read_history(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    k = exp.model.num_components
+    expected = {f"{split}_{term}" for split in ("train", "val") for term in losses.TERMS + ("loss",)}
+    expected |= {"train_accuracy", "val_accuracy", "kl_c_scale", "gumbel_temperature", "epoch_seconds"}
+    expected |= {f"pi_{i}" for i in range(k)} | {f"usage_{i}" for i in range(k)}
+    assert expected <= set(rows[0])
+    for row in rows:
+        assert float(row["train_loss"]) == pytest.approx(sum(float(row[f"train_{t}"]) for t in losses.TERMS),
+                                                         rel=1e-5)
+        unsupervised = sum(float(row[f"val_{t}"]) for t in losses.UNSUPERVISED_TERMS)
+        assert float(row["val_loss"]) == pytest.approx(unsupervised, rel=1e-5)
+        assert sum(float(row[f"usage_{i}"]) for i in range(k)) == pytest.approx(1.0, rel=1e-4)
+        assert sum(float(row[f"pi_{i}"]) for i in range(k)) == pytest.approx(1.0, rel=1e-4)
+    assert [float(r["kl_c_scale"]) for r in rows] == [0.5, 1.0, 1.0, 1.0]
+    assert [float(r["gumbel_temperature"]) for r in rows] == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    assert float(rows[0]["train_l1"]) == 0.0  # l1_weight is 0
+    assert result["final"] == {k: pytest.approx(float(v)) for k, v in rows[result["best_epoch"] - 1].items()}
+    for key in ("status", "epochs_completed", "best_epoch", "monitor_metric", "best_value", "stopped_early",
+                "training_time_sec", "compile_time_sec", "samples_per_sec", "resumed_from_epoch", "final"):
+        assert key in result
+
+
+def test_a_non_finite_loss_raises_with_the_epoch_and_term_and_keeps_the_state(tmp_path, digits):
+    x_train = digits.x_train.copy()
+    x_train[5, 3, 3] = np.nan
+    broken = dataclasses.replace(digits, x_train=x_train)
+    exp = experiment(tmp_path, "nan", **{**SMALL, "max_epochs": 2})
+    with pytest.raises(train.TrainingDiverged) as info:
+        train.fit(exp, broken, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    message = str(info.value)
+    assert message.startswith("epoch 1:")
+    assert "reconstruction" in message and "loss" in message
+    diverged = tmp_path / "run" / "checkpoints" / "diverged.msgpack"
+    assert diverged.exists() and str(diverged) in message
+    assert not (tmp_path / "run" / "checkpoints" / "best.msgpack").exists()
+    # the saved parameters are the last finite ones: the non-finite updates were skipped
+    program = train.Program(exp.model, len(x_train), jax.random.PRNGKey(exp.model.random_seed))
+    state = program.init_state(digits.x_train)
+    restored = checkpoints.load_resume(diverged, resume_tag="tag", state_template=state,
+                                       best_template={"params": state.params, "tau_counts": state.tau_counts})
+    assert "reconstruction" in restored[0]["diverged"]
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(restored[1].params))
+
+
+def test_early_stopping_keeps_and_uses_the_best_epoch(tmp_path, digits):
+    model = {**SMALL, "max_epochs": 60, "patience": 2, "learning_rate": 0.02, "batch_size": 64}
+    exp = experiment(tmp_path, "early", **model)
+    run_dir = tmp_path / "run"
+    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None)
+    rows = read_history(run_dir)
+    assert result["stopped_early"]
+    assert result["epochs_completed"] == len(rows) == result["best_epoch"] + 2 < 60
+    val_losses = [float(r["val_loss"]) for r in rows]
+    assert result["best_value"] == pytest.approx(min(val_losses))
+    assert val_losses.index(min(val_losses)) + 1 == result["best_epoch"]
+    # best.msgpack holds the best epoch's weights: they reproduce that epoch's validation loss
+    predictions = inference.load_model(run_dir, exp).predict(digits.x_val)
+    recomputed = np.mean(predictions.terms["reconstruction"]) + np.mean(predictions.terms["kl_z"])
+    assert recomputed == pytest.approx(result["best_value"], rel=1e-4)
+    assert recomputed != pytest.approx(val_losses[-1], rel=1e-4)
