@@ -7,9 +7,8 @@ How many times the decoder runs per image:
 - standard, vamp, and mixture/geometric with the shared layout and no conditioning: once;
 - Gumbel-softmax routing: once, on the routed latent Σ_k y_k z_k and embedding Σ_k y_k e_k (y one-hot in the
   forward pass with straight-through);
-- otherwise (conditioned decoder or decentralized layout, soft routing): the exact expectation over q(c|x), the
-  trunk once per distinct latent (once for the shared layout, K times for the decentralized one) and the
-  conditioning + output head K times.
+- otherwise (conditioned decoder or decentralized layout, soft routing): K times, for the exact expectation
+  Σ_k r_k log p(x|z_k, c=k) under q(c|x).
 """
 
 from __future__ import annotations
@@ -133,13 +132,11 @@ class SSVAE(nn.Module):
                 recon, sigma = self.decoder(z, e)
             else:
                 batch, k = r.shape
-                if self._decentralized:
-                    h = self.decoder.features(z_all.reshape(batch * k, -1))
-                    h = h.reshape((batch, k) + h.shape[1:])
-                else:
-                    h = self.decoder.features(z)
-                    h = jnp.broadcast_to(h[:, None], (batch, k) + h.shape[1:])
-                recon, sigma = self.decoder.output(h, embeddings[None] if self._conditioned else None)
+                z_flat = z_all if self._decentralized else jnp.broadcast_to(z[:, None], (batch, k, z.shape[-1]))
+                e_flat = jnp.tile(embeddings, (batch, 1)) if self._conditioned else None
+                recon, sigma = self.decoder(z_flat.reshape(batch * k, -1), e_flat)
+                recon = recon.reshape(batch, k, *recon.shape[1:])
+                sigma = None if sigma is None else sigma.reshape(batch, k)
                 recon_weights = r
         class_logits = None
         if not cfg.use_tau_classifier:

@@ -1,9 +1,8 @@
 """Encoders and decoders: dense (hidden_dims, leaky ReLU) and conv (32 s2, 64 s2, 128 s1, 3×3) with mirrored decoders.
 
 Images are [B, H, W] in [0, 1]; the conv pair works for any H, W divisible by 4 (8×8 digits, 28×28 MNIST).
-The decoder is split into a trunk (z → features h) and an output stage (h, e_c → likelihood parameters), with the
-component conditioning inserted once, between them: a decoder that is conditioned on K components runs its trunk
-once per latent sample and only the conditioning and the output head K times.
+A decoder conditioned on the component c (concat at its input, FiLM or CIN at every hidden layer) runs once per
+(latent, component) pair it is asked for; an unconditioned one once per latent.
 """
 
 from __future__ import annotations
@@ -91,71 +90,30 @@ class Encoder(nn.Module):
         return mu, logvar, logits
 
 
-# Decoder trunks ---------------------------------------------------------------------------------
-
-class DenseDecoderTrunk(nn.Module):
-    """z → Dense(h) + leaky ReLU over reversed hidden_dims → features [.., F]."""
-
-    hidden_dims: Sequence[int]
-
-    @nn.compact
-    def __call__(self, z):
-        h = z
-        for width in reversed(self.hidden_dims):
-            h = leaky_relu(nn.Dense(width)(h))
-        return h
-
-
-class ConvDecoderTrunk(nn.Module):
-    """z → Dense(H/4·W/4·128) → ×2 up 64 → ×2 up 32 (leaky ReLU) → features [B, H, W, 32]."""
-
-    image_hw: tuple[int, int]
-
-    @nn.compact
-    def __call__(self, z):
-        h4, w4 = self.image_hw[0] // 4, self.image_hw[1] // 4
-        h = leaky_relu(nn.Dense(h4 * w4 * CONV_CHANNELS[2])(z)).reshape(z.shape[0], h4, w4, CONV_CHANNELS[2])
-        h = leaky_relu(UpConv(CONV_CHANNELS[1])(h))
-        return leaky_relu(UpConv(CONV_CHANNELS[0])(h))
-
-
 # Conditioning on component embeddings e_c --------------------------------------------------------
 
-def _feature_axes(h, spatial: bool):
-    """Axes a conditioner normalises over: H, W for conv features, the feature axis for dense ones."""
-    return (-3, -2) if spatial else (-1,)
-
-
-def _broadcast_embedding(e, h, spatial: bool):
-    """e [.., E] → shape of h's leading (and spatial) dims + [E]."""
-    if spatial:
-        e = e[..., None, None, :]
-    return jnp.broadcast_to(e, h.shape[:-1] + e.shape[-1:])
-
-
 class Conditioner(nn.Module):
-    """Decoder conditioning on e_c: concat [h; e_c]; FiLM h·γ + β; CIN IN(h)·γ + β; γ = 1 + γ̃, (γ̃, β) = Dense(e_c)
-    with a zero-initialised kernel, so both start as the identity (γ = 1, β = 0)."""
+    """Per-layer decoder conditioning on e_c: FiLM h·γ + β, or CIN IN(h)·γ + β (instance norm over H, W for conv
+    features, over the features for dense ones); γ = 1 + γ̃ and (γ̃, β) = Dense(e_c) with a zero-initialised
+    kernel, so both start as the identity (γ = 1, β = 0)."""
 
-    mode: str  # concat | film | cin
+    mode: str  # film | cin
     spatial: bool
 
     @nn.compact
     def __call__(self, h, e):
-        if self.mode == "concat":
-            return jnp.concatenate([h, _broadcast_embedding(e, h, self.spatial)], axis=-1)
         features = h.shape[-1]
         gamma_beta = nn.Dense(2 * features, kernel_init=nn.initializers.zeros, name="gamma_beta")(e)
         gamma, beta = jnp.split(gamma_beta, 2, axis=-1)
         if self.spatial:
-            gamma, beta = gamma[..., None, None, :], beta[..., None, None, :]
+            gamma, beta = gamma[:, None, None, :], beta[:, None, None, :]
         if self.mode == "cin":
-            axes = _feature_axes(h, self.spatial)
+            axes = (1, 2) if self.spatial else (-1,)
             mean = jnp.mean(h, axis=axes, keepdims=True)
             var = jnp.var(h, axis=axes, keepdims=True)
             h = (h - mean) * jax.lax.rsqrt(var + 1e-5)
         elif self.mode != "film":
-            raise ValueError(f"unknown decoder conditioning {self.mode!r}")
+            raise ValueError(f"unknown per-layer decoder conditioning {self.mode!r}")
         return h * (1.0 + gamma) + beta
 
 
@@ -167,8 +125,8 @@ def heteroscedastic_sigma(s, sigma_min: float, sigma_max: float):
 
 
 class OutputHead(nn.Module):
-    """Features → per-pixel output [.., H, W] (Bernoulli logits, or the Gaussian mean's pre-sigmoid) and, for the
-    heteroscedastic decoder, the per-image σ [..]."""
+    """Features → per-pixel output [N, H, W] (Bernoulli logits, or the Gaussian mean's pre-sigmoid) and, for the
+    heteroscedastic decoder, the per-image σ [N] (from the features, globally pooled for conv)."""
 
     image_hw: tuple[int, int]
     spatial: bool
@@ -178,50 +136,51 @@ class OutputHead(nn.Module):
 
     @nn.compact
     def __call__(self, h):
-        lead = h.shape[:-3] if self.spatial else h.shape[:-1]
+        n = h.shape[0]
         if self.spatial:
-            flat = h.reshape((-1,) + h.shape[-3:])
-            out = nn.Conv(1, (3, 3), padding="SAME", name="pixels")(flat)[..., 0].reshape(lead + self.image_hw)
-            pooled = jnp.mean(h, axis=(-3, -2))
+            out = nn.Conv(1, (3, 3), padding="SAME", name="pixels")(h)[..., 0]
+            pooled = jnp.mean(h, axis=(1, 2))
         else:
-            out = nn.Dense(self.image_hw[0] * self.image_hw[1], name="pixels")(h).reshape(lead + self.image_hw)
+            out = nn.Dense(self.image_hw[0] * self.image_hw[1], name="pixels")(h).reshape(n, *self.image_hw)
             pooled = h
         if not self.heteroscedastic:
             return out, None
-        s = nn.Dense(1, name="log_sigma")(pooled)[..., 0]
+        s = nn.Dense(1, name="log_sigma")(pooled)[:, 0]
         return out, heteroscedastic_sigma(s, self.sigma_min, self.sigma_max)
 
 
 class Decoder(nn.Module):
-    """p(x|z, c): `features(z)` runs the trunk; `output(h, e)` applies the conditioning (if any) and the head."""
+    """p(x|z, c), mirroring the encoder: dense (Dense + leaky ReLU over reversed hidden_dims) or conv
+    (Dense(H/4·W/4·128) → ×2 up 64 → ×2 up 32, leaky ReLU), then the output head.
+
+    Conditioning on the component embedding e_c: `concat` feeds [z; e_c] to the first layer; `film` and `cin`
+    modulate every hidden layer."""
 
     decoder_type: str
     hidden_dims: Sequence[int]
     image_hw: tuple[int, int]
-    conditioning: str
+    conditioning: str  # none | concat | film | cin
     heteroscedastic: bool
     sigma_min: float
     sigma_max: float
 
-    def setup(self):
-        spatial = self.decoder_type == "conv"
-        self.trunk = ConvDecoderTrunk(self.image_hw) if spatial else DenseDecoderTrunk(self.hidden_dims)
-        self.conditioner = None if self.conditioning == "none" else Conditioner(self.conditioning, spatial)
-        self.head = OutputHead(self.image_hw, spatial, self.heteroscedastic, self.sigma_min, self.sigma_max)
-
-    @property
-    def spatial(self) -> bool:
-        return self.decoder_type == "conv"
-
-    def features(self, z):
-        """z [N, D] → trunk features [N, F] or [N, H, W, C]."""
-        return self.trunk(z)
-
-    def output(self, h, e=None):
-        """(h [.., F...], e [.., E] or None) → (out [.., H, W], σ [..] or None)."""
-        if self.conditioner is not None:
-            h = self.conditioner(h, e)
-        return self.head(h)
-
+    @nn.compact
     def __call__(self, z, e=None):
-        return self.output(self.features(z), e)
+        """z [N, D], e [N, E] (None without conditioning) → (out [N, H, W], σ [N] or None)."""
+        spatial = self.decoder_type == "conv"
+        per_layer = self.conditioning in ("film", "cin")
+
+        def condition(h):
+            return Conditioner(self.conditioning, spatial)(h, e) if per_layer else h
+
+        h = jnp.concatenate([z, e], axis=-1) if self.conditioning == "concat" else z
+        if spatial:
+            h4, w4 = self.image_hw[0] // 4, self.image_hw[1] // 4
+            h = leaky_relu(nn.Dense(h4 * w4 * CONV_CHANNELS[2])(h)).reshape(z.shape[0], h4, w4, CONV_CHANNELS[2])
+            h = condition(h)
+            for channels in (CONV_CHANNELS[1], CONV_CHANNELS[0]):
+                h = condition(leaky_relu(UpConv(channels)(h)))
+        else:
+            for width in reversed(self.hidden_dims):
+                h = condition(leaky_relu(nn.Dense(width)(h)))
+        return OutputHead(self.image_hw, spatial, self.heteroscedastic, self.sigma_min, self.sigma_max)(h)
