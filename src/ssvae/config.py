@@ -543,10 +543,12 @@ def _set_dotted(raw: dict, key: str, value) -> None:
 SEED_KEY = "model.random_seed"
 
 KEY_ABBREVIATIONS = {
-    "learning_rate": "lr", "prior_type": "", "num_components": "k", "latent_dim": "z", "random_seed": "s",
-    "seed": "s", "batch_size": "bs", "kl_weight": "kl", "label_weight": "lw", "num_labeled": "nl",
-    "decoder_conditioning": "", "dataset": "", "encoder_type": "enc", "decoder_type": "dec",
-    "dirichlet_alpha": "alpha", "hidden_dims": "h", "max_epochs": "ep",
+    "learning_rate": "lr", "num_components": "k", "latent_dim": "z", "random_seed": "s", "seed": "s",
+    "batch_size": "bs", "kl_weight": "kl", "kl_c_weight": "klc", "label_weight": "lw", "num_labeled": "nl",
+    "num_samples": "n", "dirichlet_alpha": "alpha", "hidden_dims": "h", "max_epochs": "ep", "patience": "pat",
+    "recon_weight": "rw", "weight_decay": "wd", "dropout_rate": "drop", "component_diversity_weight": "div",
+    "use_tau_classifier": "tau", "use_gumbel_softmax": "gumbel", "use_heteroscedastic_decoder": "het",
+    "learnable_pi": "learnpi", "geometric_radius": "r",
 }
 
 
@@ -561,12 +563,17 @@ def _format_value(value) -> str:
 
 
 def point_label(point: dict) -> str:
-    """A short, readable, stable label for a sweep point, e.g. `lr0p001-mixture-s1`."""
+    """A short, readable, stable label for a sweep point, e.g. `lr0p001-mixture-s1`.
+
+    Word values (prior types, arrangements, ...) stand for themselves; numbers and switches get a short key.
+    """
     parts = []
     for key, value in point.items():
+        if isinstance(value, str):
+            parts.append(value)
+            continue
         leaf = key.split(".")[-1]
-        abbrev = KEY_ABBREVIATIONS.get(leaf, leaf)
-        parts.append(f"{abbrev}{_format_value(value)}")
+        parts.append(f"{KEY_ABBREVIATIONS.get(leaf, leaf)}{_format_value(value)}")
     return "-".join(parts)
 
 
