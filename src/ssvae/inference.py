@@ -149,7 +149,9 @@ class TrainedModel:
 def load_model(run_dir: str | Path, experiment: Experiment) -> TrainedModel:
     """The run's best model from `run_dir/checkpoints/best.msgpack`."""
     cfg = experiment.model
-    template = build_model(cfg).init(jax.random.PRNGKey(0), jnp.zeros((1, *cfg.input_hw), jnp.float32))["params"]
+    # shapes only: an eager init would compile every initializer op by op (seconds per layer on CPU)
+    template = jax.eval_shape(build_model(cfg).init, jax.random.PRNGKey(0),
+                              jnp.zeros((1, *cfg.input_hw), jnp.float32))["params"]
     params, counts, meta = checkpoints.load_best(Path(run_dir) / "checkpoints" / "best.msgpack",
                                                  params_template=template)
     return TrainedModel(cfg, params, counts, meta)
