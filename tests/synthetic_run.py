@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from ssvae import config, data, runs
-from ssvae.inference import Predictions
+from ssvae.predictions import Predictions
 
 
 def strict_loads(text: str):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssvae import data, evaluate, metrics, runs
-from ssvae.inference import Predictions
+from ssvae.predictions import Predictions
 
 from synthetic_run import MIXTURE, CentroidModel, load, strict_loads
 

@@ -17,7 +17,7 @@ from . import metrics as metrics_mod
 from . import runs
 from .config import Experiment
 from .data import Splits
-from .inference import Predictions
+from .predictions import Predictions
 from .status import Status
 
 SCHEMA_VERSION = 1

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .config import ModelConfig
-from .inference import Predictions
+from .predictions import Predictions
 from .status import Status
 
 ACTIVE_COMPONENT_THRESHOLD = 0.01
