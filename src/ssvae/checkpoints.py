@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ def _host(tree):
     return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
 
 
-def resume_bytes(*, resume_tag: str, state: Any, best: Any, rng: np.ndarray, meta: dict) -> bytes:
-    """Serialise a training snapshot; `meta` (epoch, early-stopping state, history, ...) goes in as exact JSON."""
+def resume_bytes(*, resume_tag: str, state: Any, best: Any, rng: np.ndarray, meta: dict | str) -> bytes:
+    """Serialise a training snapshot; `meta` (epoch, early-stopping state, history, ...) goes in as exact JSON
+    (a dict, or its json.dumps text)."""
     payload = {
         "format": RESUME_FORMAT,
         "resume_tag": resume_tag,
-        "meta": json.dumps(meta),
+        "meta": meta if isinstance(meta, str) else json.dumps(meta),
         "rng": np.asarray(rng),
         "state": serialization.to_state_dict(_host(state)),
         "best": serialization.to_state_dict(_host(best)),
@@ -75,3 +77,33 @@ def load_best(path: str | Path, *, params_template: Any):
     params = serialization.from_state_dict(params_template, raw["params"])
     counts = np.asarray(raw["tau_counts"])
     return params, (counts if counts.size else None), json.loads(raw["meta"])
+
+
+class BackgroundWriter:
+    """Writes one checkpoint at a time on a worker thread, so saving overlaps the next epoch's computation.
+
+    `submit` waits for the previous write first; `wait` (call it before reading what was written, and before
+    returning) re-raises a failed write. A process killed mid-write leaves the previous file (atomic rename)."""
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _run(self, fn, kwargs):
+        try:
+            fn(**kwargs)
+        except BaseException as exc:  # re-raised in the caller's thread by wait()
+            self._error = exc
+
+    def submit(self, fn, **kwargs) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(fn, kwargs), daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error

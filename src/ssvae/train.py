@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from pathlib import Path
@@ -368,70 +369,75 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
             f"{program.batch_size}, {num_train} training / {len(splits.x_val)} validation images)")
 
     columns = history_columns(cfg)
-    while not finished:
-        epoch = meta["epochs_completed"]  # 0-based index of the epoch being run
-        e32 = np.int32(epoch)
-        t0 = time.perf_counter()
-        if program.loop == "scan":
-            state, acc = run_epoch(state, x_train, y_train, e32)
-        else:
-            order, weights = plan(e32)
-            acc = program.zero_train_acc()
-            for i in range(program.num_batches):
-                state, acc = step(state, acc, x_train, y_train, order, weights, np.int32(i), e32)
-        train_out = jax.block_until_ready(train_summary(acc, e32))
-        train_seconds = time.perf_counter() - t0
-        vacc = program.zero_eval_acc()
-        for c in range(num_chunks):
-            vacc = eval_step(state.params, state.tau_counts, vacc, x_val[c], y_val[c], w_val[c], e32)
-        val_out = eval_summary(state.params, vacc, e32)
-        train_out, val_out = jax.device_get((train_out, val_out))
-        epoch_seconds = time.perf_counter() - t0
+    writer = checkpoints.BackgroundWriter()
+    try:
+        while not finished:
+            epoch = meta["epochs_completed"]  # 0-based index of the epoch being run
+            e32 = np.int32(epoch)
+            t0 = time.perf_counter()
+            if program.loop == "scan":
+                state, acc = run_epoch(state, x_train, y_train, e32)
+            else:
+                order, weights = plan(e32)
+                acc = program.zero_train_acc()
+                for i in range(program.num_batches):
+                    state, acc = step(state, acc, x_train, y_train, order, weights, np.int32(i), e32)
+            train_out = jax.block_until_ready(train_summary(acc, e32))
+            train_seconds = time.perf_counter() - t0
+            vacc = program.zero_eval_acc()
+            for c in range(num_chunks):
+                vacc = eval_step(state.params, state.tau_counts, vacc, x_val[c], y_val[c], w_val[c], e32)
+            val_out = eval_summary(state.params, vacc, e32)
+            train_out, val_out = jax.device_get((train_out, val_out))
+            epoch_seconds = time.perf_counter() - t0
 
-        row = {"epoch": epoch + 1, "train_loss": float(train_out["loss"])}
-        row.update({f"train_{t}": float(v) for t, v in train_out["terms"].items()})
-        row["val_loss"] = float(val_out["loss"])
-        row.update({f"val_{t}": float(v) for t, v in val_out["terms"].items()})
-        row.update(train_accuracy=float(train_out["accuracy"]), val_accuracy=float(val_out["accuracy"]),
-                   kl_c_scale=float(losses.kl_c_scale(cfg, epoch)),
-                   gumbel_temperature=float(program.temperature(epoch)), epoch_seconds=epoch_seconds)
-        if cfg.is_mixture:
-            row.update({f"pi_{k}": float(v) for k, v in enumerate(val_out["pi"])})
-            row.update({f"usage_{k}": float(v) for k, v in enumerate(val_out["usage"])})
+            row = {"epoch": epoch + 1, "train_loss": float(train_out["loss"])}
+            row.update({f"train_{t}": float(v) for t, v in train_out["terms"].items()})
+            row["val_loss"] = float(val_out["loss"])
+            row.update({f"val_{t}": float(v) for t, v in val_out["terms"].items()})
+            row.update(train_accuracy=float(train_out["accuracy"]), val_accuracy=float(val_out["accuracy"]),
+                       kl_c_scale=float(losses.kl_c_scale(cfg, epoch)),
+                       gumbel_temperature=float(program.temperature(epoch)), epoch_seconds=epoch_seconds)
+            if cfg.is_mixture:
+                row.update({f"pi_{k}": float(v) for k, v in enumerate(val_out["pi"])})
+                row.update({f"usage_{k}": float(v) for k, v in enumerate(val_out["usage"])})
 
-        bad_steps = np.asarray(train_out["bad"])
-        bad_val = _nonfinite({f"val_{t}": row[f"val_{t}"] for t in losses.TERMS} | {"val_loss": row["val_loss"]})
-        if (bad_steps < NEVER).any() or bad_val:
-            _diverged(ckpt_dir, resume_tag, state, best, base_key, meta, epoch, bad_steps, bad_val, log)
+            bad_steps = np.asarray(train_out["bad"])
+            bad_val = _nonfinite({f"val_{t}": row[f"val_{t}"] for t in losses.TERMS + ("loss",)})
+            if (bad_steps < NEVER).any() or bad_val:
+                _diverged(ckpt_dir, resume_tag, state, best, base_key, meta, epoch, bad_steps, bad_val, log)
 
-        meta["history"].append(row)
-        meta["train_seconds"].append(train_seconds)
-        meta["epochs_completed"] = epoch + 1
-        value = float(val_out["classification_raw"]) if monitor_column == "val_classification_raw" \
-            else row[monitor_column]
-        best_value = meta["best_value"]
-        improved = best_value is None or (value < best_value if monitor_mode == "min" else value > best_value)
-        if improved:
-            meta.update(best_epoch=epoch + 1, best_value=value, wait=0)
-            best = {"params": state.params, "tau_counts": state.tau_counts}
-        else:
-            meta["wait"] += 1
-        if meta["wait"] >= cfg.patience and meta["epochs_completed"] < cfg.max_epochs:
-            meta["stopped_early"] = True
-        finished = meta["stopped_early"] or meta["epochs_completed"] >= cfg.max_epochs
-        checkpoints.save_resume(resume_path, resume_tag=resume_tag, state=state, best=best,
-                                rng=np.asarray(base_key), meta=meta)
+            meta["history"].append(row)
+            meta["train_seconds"].append(train_seconds)
+            meta["epochs_completed"] = epoch + 1
+            value = float(val_out["classification_raw"]) if monitor_column == "val_classification_raw" \
+                else row[monitor_column]
+            best_value = meta["best_value"]
+            improved = best_value is None or (value < best_value if monitor_mode == "min" else value > best_value)
+            if improved:
+                meta.update(best_epoch=epoch + 1, best_value=value, wait=0)
+                best = {"params": state.params, "tau_counts": state.tau_counts}
+            else:
+                meta["wait"] += 1
+            if meta["wait"] >= cfg.patience and meta["epochs_completed"] < cfg.max_epochs:
+                meta["stopped_early"] = True
+            finished = meta["stopped_early"] or meta["epochs_completed"] >= cfg.max_epochs
+            writer.submit(checkpoints.save_resume, path=resume_path, resume_tag=resume_tag, state=state,
+                          best=best, rng=np.asarray(base_key), meta=json.dumps(meta))
 
-        remaining = cfg.max_epochs - meta["epochs_completed"]
-        recent = meta["history"][-5:]
-        per_epoch = sorted(r["epoch_seconds"] for r in recent)[len(recent) // 2]
-        log(f"epoch {epoch + 1}/{cfg.max_epochs}  train loss {row['train_loss']:.4f}  val loss {row['val_loss']:.4f}"
-            f"  val acc {row['val_accuracy']:.4f}  {num_train / train_seconds:,.0f} samples/s"
-            f"  {epoch_seconds:.2f} s/epoch  ETA {_format_seconds(0 if finished else remaining * per_epoch)}"
-            + ("  *" if improved else ""))
-        if meta["stopped_early"]:
-            log(f"early stopping: {meta['monitor']} has not improved for {cfg.patience} epochs "
-                f"(best {meta['best_value']:.4f} at epoch {meta['best_epoch']})")
+            remaining = cfg.max_epochs - meta["epochs_completed"]
+            recent = meta["history"][-5:]
+            per_epoch = sorted(r["epoch_seconds"] for r in recent)[len(recent) // 2]
+            log(f"epoch {epoch + 1}/{cfg.max_epochs}  train loss {row['train_loss']:.4f}"
+                f"  val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
+                f"  {num_train / train_seconds:,.0f} samples/s"
+                f"  {epoch_seconds:.2f} s/epoch  ETA {_format_seconds(0 if finished else remaining * per_epoch)}"
+                + ("  *" if improved else ""))
+            if meta["stopped_early"]:
+                log(f"early stopping: {meta['monitor']} has not improved for {cfg.patience} epochs "
+                    f"(best {meta['best_value']:.4f} at epoch {meta['best_epoch']})")
+    finally:
+        writer.wait()
 
     best_row = meta["history"][meta["best_epoch"] - 1]
     checkpoints.save_best(ckpt_dir / "best.msgpack", params=best["params"],
