@@ -126,7 +126,8 @@ def heteroscedastic_sigma(s, sigma_min: float, sigma_max: float):
 
 class OutputHead(nn.Module):
     """Features → per-pixel output [N, H, W] (Bernoulli logits, or the Gaussian mean's pre-sigmoid) and, for the
-    heteroscedastic decoder, the per-image σ [N] (from the features, globally pooled for conv)."""
+    heteroscedastic decoder, the per-image σ [N] (from the features, globally pooled for conv). Conv features
+    come at half the image size and are up-sampled to pixels by a sub-pixel convolution."""
 
     image_hw: tuple[int, int]
     spatial: bool
@@ -138,7 +139,8 @@ class OutputHead(nn.Module):
     def __call__(self, h):
         n = h.shape[0]
         if self.spatial:
-            out = nn.Conv(1, (3, 3), padding="SAME", name="pixels")(h)[..., 0]
+            # the last ×2 up-sampling (mirror of the encoder's first stride-2 conv) straight to pixels
+            out = depth_to_space(nn.Conv(4, (3, 3), padding="SAME", name="pixels")(h))[..., 0]
             pooled = jnp.mean(h, axis=(1, 2))
         else:
             out = nn.Dense(self.image_hw[0] * self.image_hw[1], name="pixels")(h).reshape(n, *self.image_hw)
@@ -150,8 +152,9 @@ class OutputHead(nn.Module):
 
 
 class Decoder(nn.Module):
-    """p(x|z, c), mirroring the encoder: dense (Dense + leaky ReLU over reversed hidden_dims) or conv
-    (Dense(H/4·W/4·128) → ×2 up 64 → ×2 up 32, leaky ReLU), then the output head.
+    """p(x|z, c), mirroring the encoder: dense (Dense + leaky ReLU over reversed hidden_dims), or conv
+    (Dense → H/4×W/4×128, conv 3×3 to 64, ×2 up to 32 channels at H/2×W/2, ×2 up to the pixels; leaky ReLU), then
+    the output head.
 
     Conditioning on the component embedding e_c: `concat` feeds [z; e_c] to the first layer; `film` and `cin`
     modulate every hidden layer."""
@@ -178,8 +181,8 @@ class Decoder(nn.Module):
             h4, w4 = self.image_hw[0] // 4, self.image_hw[1] // 4
             h = leaky_relu(nn.Dense(h4 * w4 * CONV_CHANNELS[2])(h)).reshape(z.shape[0], h4, w4, CONV_CHANNELS[2])
             h = condition(h)
-            for channels in (CONV_CHANNELS[1], CONV_CHANNELS[0]):
-                h = condition(leaky_relu(UpConv(channels)(h)))
+            h = condition(leaky_relu(nn.Conv(CONV_CHANNELS[1], (3, 3), padding="SAME")(h)))
+            h = condition(leaky_relu(UpConv(CONV_CHANNELS[0])(h)))
         else:
             for width in reversed(self.hidden_dims):
                 h = condition(leaky_relu(nn.Dense(width)(h)))
