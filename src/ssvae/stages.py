@@ -69,15 +69,19 @@ def run_config_document(plan: dict, run: dict, provenance: dict) -> dict:
     }
 
 
+def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dict, config_mod.Experiment]:
+    """The plan (validated config), the run id document, and the typed experiment they describe."""
+    plan = runs.read_json(validated)
+    return plan, runs.read_json(run_json), config_mod.Experiment.from_effective(plan["effective"])
+
+
 def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
           log: Callable[[str], None] = log_line) -> dict:
     """Train the model of a planned run into `run_dir`; resumes from `checkpoints/resume.msgpack` if present."""
     from . import data, train as train_mod
 
-    plan = runs.read_json(validated)
-    run = runs.read_json(run_json)
+    plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
-    experiment = config_mod.Experiment.from_effective(plan["effective"])
     provenance = runs.provenance()
     runs.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance))
     failure_marker = run_dir / "train_failed.json"
@@ -147,10 +151,8 @@ def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     """Draw the figures and write REPORT.md, summary.json and the current config.yaml."""
     from . import report as report_mod
 
-    plan = runs.read_json(validated)
-    run = runs.read_json(run_json)
+    plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
-    experiment = config_mod.Experiment.from_effective(plan["effective"])
     train_doc = runs.read_json(run_dir / "train.json")
     metadata = run_metadata(plan, run, train_doc)
     start = time.perf_counter()
