@@ -1,10 +1,14 @@
 import glob
 import json
 import os
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+# Plan with the same library the stage scripts run: this checkout's src/, whatever else is installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ssvae import config as ssvae_config
 from ssvae import naming as ssvae_naming
