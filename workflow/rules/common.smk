@@ -34,7 +34,7 @@ def script(name):
     return f"python {os.path.join(SCRIPTS, name)}"
 
 
-NAMING_SOURCE = ssvae_naming.__file__
+NAMING_SOURCE = os.path.relpath(ssvae_naming.__file__)
 
 
 def experiment_files():
