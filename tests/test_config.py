@@ -119,6 +119,7 @@ def test_non_mapping_config(write_config):
         ("data: {dataset: digits}\nmodel: {input_hw: [28, 28]}", "model.input_hw", "does not match"),
         ("data: {dataset: digits}\nmodel: {num_classes: 5}", "model.num_classes", "has 10 classes"),
         ("model: {prior_type: standard, learnable_pi: true}", "model.learnable_pi", "learnable pi"),
+        ("data: {num_labeled: 0}\nmodel: {labeled_batch_size: 16}", "model.labeled_batch_size", "no labeled pool"),
     ],
 )
 def test_semantic_rules(write_config, text, key, fragment):

@@ -202,3 +202,34 @@ def test_early_stopping_keeps_and_uses_the_best_epoch(tmp_path, digits):
     recomputed = np.mean(predictions.terms["reconstruction"]) + np.mean(predictions.terms["kl_z"])
     assert recomputed == pytest.approx(result["best_value"], rel=1e-4)
     assert recomputed != pytest.approx(val_losses[-1], rel=1e-4)
+
+
+def test_labeled_batch_size_appends_labeled_images_to_every_batch_in_fresh_passes(tmp_path, digits):
+    exp = experiment(tmp_path, "lbs", **{**SMALL, "batch_size": 100, "labeled_batch_size": 25})
+    pool = np.flatnonzero(digits.labeled)
+    program = train.Program(exp.model, len(digits.x_train), jax.random.PRNGKey(0), labeled_idx=pool)
+    order, weights = (np.asarray(a) for a in program.epoch_plan(0))
+    assert order.shape == (program.num_batches, 125) and weights.shape == order.shape
+    np.testing.assert_array_equal(weights[:, 100:], 1.0)
+    drawn = order[:, 100:].reshape(-1)
+    assert set(drawn) <= set(pool)
+    # each pass over the labeled pool is a permutation: no image twice before every image once
+    for start in range(0, len(drawn) - len(pool) + 1, len(pool)):
+        assert sorted(drawn[start:start + len(pool)]) == sorted(pool)
+    # the unlabeled part is still one permutation of the training set
+    assert sorted(order[:, :100].reshape(-1)[weights[:, :100].reshape(-1) > 0]) == list(range(len(digits.x_train)))
+    # a different epoch draws differently; the same epoch draws the same
+    assert not np.array_equal(order, np.asarray(program.epoch_plan(1)[0]))
+    np.testing.assert_array_equal(order, np.asarray(program.epoch_plan(0)[0]))
+
+
+def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
+    exp = experiment(tmp_path, "lbs", **{**SMALL, "max_epochs": 2, "prior_type": "mixture", "num_components": 10,
+                                         "use_tau_classifier": True, "labeled_batch_size": 32})
+    result = train.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    counts = inference.load_model(tmp_path / "run", exp).tau_counts
+    steps_per_epoch = -(-len(digits.x_train) // 256)
+    # counts grow by one per labeled image seen: the 32 added per step plus those in the regular batches (the
+    # best checkpoint holds the counts of epoch 1 or 2)
+    assert float(np.sum(counts)) - 10 * 10 * exp.model.tau_smoothing_alpha >= steps_per_epoch * (32 + 1)
+    assert result["epochs_completed"] == 2

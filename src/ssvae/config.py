@@ -120,6 +120,7 @@ class ModelConfig:
     label_weight: float
     learning_rate: float
     batch_size: int
+    labeled_batch_size: int
     max_epochs: int
     patience: int
     monitor_metric: str
@@ -496,6 +497,9 @@ def _semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigEr
     if d["num_labeled"] == 0 and m["monitor_metric"] in ("classification_loss", "accuracy"):
         err("model.monitor_metric", m["monitor_metric"], "needs labeled data (data.num_labeled is 0)",
             allowed="auto, loss")
+    if m["labeled_batch_size"] > 0 and d["num_labeled"] == 0:
+        err("model.labeled_batch_size", m["labeled_batch_size"], "there is no labeled pool to draw from "
+            "(data.num_labeled is 0)", allowed="0")
     if m["monitor_metric"] in ("classification_loss", "accuracy"):
         warnings.append(f"{file}: model.monitor_metric={m['monitor_metric']!r} early-stops on validation labels, "
                         "which are labels beyond data.num_labeled")

@@ -91,7 +91,7 @@ class Program:
     """The jitted functions of one model config and data size: train step / epoch, validation pass."""
 
     def __init__(self, cfg: ModelConfig, num_train: int, seed_key, loop: str | None = None,
-                 eval_chunk: int | None = None):
+                 eval_chunk: int | None = None, labeled_idx: np.ndarray | None = None):
         self.cfg = cfg
         self.model = build_model(cfg)
         self.optimizer = make_optimizer(cfg)
@@ -104,6 +104,9 @@ class Program:
         self.init_key, self.train_key, self.eval_key = jax.random.split(seed_key, 3)
         self.use_tau = cfg.use_tau_classifier
         self.num_components = cfg.num_components if cfg.is_mixture else 0
+        # Training indices of the labeled pool, drawn `labeled_batch_size` per step (none without the option).
+        self.labeled_idx = (np.asarray(labeled_idx, np.int32) if cfg.labeled_batch_size > 0 and labeled_idx is not None
+                            and len(labeled_idx) else np.zeros(0, np.int32))
 
     # state ---------------------------------------------------------------------------------------
     def init_state(self, x_train: np.ndarray) -> TrainState:
@@ -130,13 +133,26 @@ class Program:
         return acc
 
     def epoch_plan(self, epoch):
-        """The epoch's batches: sample indices [nb, B] (a permutation, padded) and weights (0 on padding)."""
+        """The epoch's batches: sample indices [nb, B (+ L)] (a permutation, padded) and weights (0 on padding).
+        With `labeled_batch_size` L, each row ends with L labeled images taken in turn from fresh permutations
+        of the labeled pool, so every step sees labels."""
         perm_key = jax.random.fold_in(jax.random.fold_in(self.train_key, epoch), 0)
         padded = self.num_batches * self.batch_size
         order = jax.random.permutation(perm_key, self.num_train)
         order = jnp.concatenate([order, order[: padded - self.num_train]])
         weights = (jnp.arange(padded) < self.num_train).astype(jnp.float32)
-        return order.reshape(self.num_batches, self.batch_size), weights.reshape(self.num_batches, self.batch_size)
+        order = order.reshape(self.num_batches, self.batch_size)
+        weights = weights.reshape(self.num_batches, self.batch_size)
+        n_labeled = len(self.labeled_idx)
+        if n_labeled:
+            size = self.cfg.labeled_batch_size
+            passes = -(-self.num_batches * size // n_labeled)
+            keys = jax.random.split(jax.random.fold_in(perm_key, 1), passes)
+            drawn = jnp.concatenate([jax.random.permutation(k, n_labeled) for k in keys])
+            labeled = jnp.asarray(self.labeled_idx)[drawn[: self.num_batches * size]]
+            order = jnp.concatenate([order, labeled.reshape(self.num_batches, size)], axis=1)
+            weights = jnp.concatenate([weights, jnp.ones((self.num_batches, size), jnp.float32)], axis=1)
+        return order, weights
 
     def loss_fn(self, params, counts, x, y, w, key, epoch):
         cfg = self.cfg
@@ -316,7 +332,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
 
     num_train = len(splits.x_train)
     base_key = jax.random.PRNGKey(cfg.random_seed)
-    program = Program(cfg, num_train, base_key, loop=loop)
+    program = Program(cfg, num_train, base_key, loop=loop, labeled_idx=np.flatnonzero(splits.labeled))
     monitor_column, monitor_mode = _monitor(cfg)
 
     # Labels the model may use; -1 hides the rest, so no code path can read them.
