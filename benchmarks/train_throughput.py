@@ -96,10 +96,7 @@ def measure(name: str, cfg: config.ModelConfig, x, y, loop: str, epochs: int, pl
         if loop == "scan":
             state, acc = run_epoch(state, x_dev, y_dev, e)
         else:
-            order, weights = plan(e)
-            acc = program.zero_train_acc()
-            for i in range(program.num_batches):
-                state, acc = step(state, acc, x_dev, y_dev, order, weights, np.int32(i), e)
+            state, acc = program.step_epoch(step, plan, state, x_dev, y_dev, e)
         jax.block_until_ready(acc)
         return state
 

@@ -210,6 +210,14 @@ class Program:
         (state, acc), _ = jax.lax.scan(body, (state, self.zero_train_acc()), jnp.arange(self.num_batches))
         return state, acc
 
+    def step_epoch(self, step, plan, state: TrainState, x_all, y_all, epoch):
+        """An epoch as a Python loop over the compiled `step` (batches from the compiled `plan`), no host sync."""
+        order, weights = plan(epoch)
+        acc = self.zero_train_acc()
+        for i in range(self.num_batches):
+            state, acc = step(state, acc, x_all, y_all, order, weights, np.int32(i), epoch)
+        return state, acc
+
     def train_summary(self, acc: dict, epoch):
         """Epoch means of the train terms, their contributions and the loss, labeled-train accuracy."""
         means = {t: acc[f"sum_{t}"] / jnp.maximum(acc["n_labeled"] if t == "classification" else acc["n"], 1.0)
@@ -394,10 +402,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
             if program.loop == "scan":
                 state, acc = run_epoch(state, x_train, y_train, e32)
             else:
-                order, weights = plan(e32)
-                acc = program.zero_train_acc()
-                for i in range(program.num_batches):
-                    state, acc = step(state, acc, x_train, y_train, order, weights, np.int32(i), e32)
+                state, acc = program.step_epoch(step, plan, state, x_train, y_train, e32)
             train_out = jax.block_until_ready(train_summary(acc, e32))
             train_seconds = time.perf_counter() - t0
             vacc = program.zero_eval_acc()
