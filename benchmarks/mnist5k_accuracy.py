@@ -1,0 +1,79 @@
+"""Held-out test accuracy of shipped configs over several seeds, beside logistic regression on the same labels.
+
+Each (config, seed) is trained with `ssvae.train.fit` into a temporary folder, exactly as the `train` rule does,
+and scored on the held-out test split with the best checkpoint (`ssvae.inference.load_model(...).predict`), as
+`evaluate` does. `--seeds` sets `model.random_seed` (what a config's `sweep: seeds:` varies); `--data-seeds`
+also redraws the labeled examples (`data.seed`), and the baseline is refitted on each labeled set.
+
+    python benchmarks/mnist5k_accuracy.py configs/mnist5k/mnist5k_mixture_tau.yaml [...] --seeds 42 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ssvae import config, data, inference, metrics, train
+
+
+def score(exp: config.Experiment) -> dict:
+    splits = data.load_splits(exp.data)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = train.fit(exp, splits, folder, resume_tag="benchmark", log=lambda message: None)
+        seconds = time.perf_counter() - start
+        predictions = inference.load_model(folder, exp).predict(splits.x_test)
+    baseline = metrics.logistic_regression_baseline(splits.x_train[splits.labeled], splits.y_train[splits.labeled],
+                                                    splits.x_test, splits.y_test)
+    return {"accuracy": float(np.mean(predictions.y_pred == splits.y_test)),
+            "baseline": baseline.value["accuracy"] if baseline.ok else float("nan"),
+            "epochs": result["epochs_completed"], "best_epoch": result["best_epoch"], "seconds": seconds}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("configs", nargs="+", type=Path)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="model.random_seed values")
+    parser.add_argument("--data-seeds", action="store_true", help="set data.seed to the same value as the model seed")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for path in args.configs:
+        for plan in config.load_plans(path):
+            base = plan.experiment()
+            scores = []
+            for seed in args.seeds:
+                exp = dataclasses.replace(base, model=dataclasses.replace(base.model, random_seed=seed))
+                if args.data_seeds:
+                    exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, seed=seed))
+                scores.append(score(exp))
+                s = scores[-1]
+                print(f"  {plan.key} seed {seed}: accuracy {s['accuracy']:.3f} (logistic regression "
+                      f"{s['baseline']:.3f}), best epoch {s['best_epoch']}/{s['epochs']}, {s['seconds']:.0f} s",
+                      file=sys.stderr, flush=True)
+            rows.append((plan, scores))
+
+    command = "python " + " ".join(["benchmarks/mnist5k_accuracy.py", *(argv if argv is not None else sys.argv[1:])])
+    print(f"`{command}`\n")
+    print("| config | arch | " + " | ".join(f"seed {s}" for s in args.seeds)
+          + " | mean ± std | logistic regression (mean) | gain (points) | train s (median) |")
+    print("|---|---|" + "---|" * len(args.seeds) + "---|---|---|---|")
+    for plan, scores in rows:
+        acc = [s["accuracy"] for s in scores]
+        base = statistics.mean(s["baseline"] for s in scores)
+        spread = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        gains = [100 * (s["accuracy"] - s["baseline"]) for s in scores]
+        print(f"| `{plan.source}` | `{plan.arch}` | " + " | ".join(f"{a:.3f}" for a in acc)
+              + f" | {statistics.mean(acc):.3f} ± {spread:.3f} | {base:.3f} | {min(gains):+.1f} to {max(gains):+.1f}"
+              f" | {statistics.median(s['seconds'] for s in scores):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
