@@ -120,6 +120,7 @@ def test_non_mapping_config(write_config):
         ("data: {dataset: digits}\nmodel: {num_classes: 5}", "model.num_classes", "has 10 classes"),
         ("model: {prior_type: standard, learnable_pi: true}", "model.learnable_pi", "learnable pi"),
         ("data: {num_labeled: 0}\nmodel: {labeled_batch_size: 16}", "model.labeled_batch_size", "no labeled pool"),
+        ("model: {prior_type: mixture, tau_init_counts: 10}", "model.tau_init_counts", "only the tau-classifier"),
     ],
 )
 def test_semantic_rules(write_config, text, key, fragment):

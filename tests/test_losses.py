@@ -242,6 +242,12 @@ def test_reconstruction_over_k_outputs_is_the_expectation_under_q_c():
 
 # τ-classifier -------------------------------------------------------------------------------------
 
+def test_tau_init_counts_add_a_round_robin_assignment():
+    counts = np.asarray(classifiers.tau_init_counts(5, 2, 0.5, assigned=10.0))
+    np.testing.assert_array_equal(counts, [[10.5, 0.5], [0.5, 10.5], [10.5, 0.5], [0.5, 10.5], [10.5, 0.5]])
+    np.testing.assert_array_equal(classifiers.tau_init_counts(5, 2, 0.5, assigned=0.0), np.full((5, 2), 0.5))
+
+
 def test_tau_counts_update_predict_and_loss():
     counts = classifiers.tau_init_counts(3, 2, 0.5)
     np.testing.assert_array_equal(counts, np.full((3, 2), 0.5))

@@ -48,9 +48,13 @@ def head_nll(class_logits, y):
 
 # τ-classifier -----------------------------------------------------------------------------------
 
-def tau_init_counts(num_components: int, num_classes: int, alpha: float):
-    """Soft counts s ∈ ℝ^{K×C}, every entry initialised to α₀ = tau_smoothing_alpha."""
-    return jnp.full((num_components, num_classes), alpha, jnp.float32)
+def tau_init_counts(num_components: int, num_classes: int, alpha: float, assigned: float = 0.0):
+    """Soft counts s ∈ ℝ^{K×C}, every entry initialised to α₀ = tau_smoothing_alpha, plus `assigned`
+    (tau_init_counts) on the fixed assignment of component k to class k mod C."""
+    counts = jnp.full((num_components, num_classes), alpha, jnp.float32)
+    if assigned:
+        counts = counts + assigned * jax.nn.one_hot(jnp.arange(num_components) % num_classes, num_classes)
+    return counts
 
 
 def tau_matrix(counts):

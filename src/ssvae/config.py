@@ -147,6 +147,7 @@ class ModelConfig:
     c_logit_prior_sigma: float
     use_tau_classifier: bool
     tau_smoothing_alpha: float
+    tau_init_counts: float
     use_heteroscedastic_decoder: bool
     sigma_min: float
     sigma_max: float
@@ -425,6 +426,9 @@ def _semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigEr
         elif k < m["num_classes"]:
             err("model.num_components", k, "the tau-classifier needs num_components >= num_classes",
                 allowed=f">= {m['num_classes']}")
+    if m["tau_init_counts"] > 0 and not m["use_tau_classifier"]:
+        err("model.tau_init_counts", m["tau_init_counts"], "only the tau-classifier has counts to initialise",
+            allowed="0, or set model.use_tau_classifier: true")
     if m["decoder_conditioning"] != "none" and prior not in CONDITIONABLE_PRIORS:
         err("model.decoder_conditioning", m["decoder_conditioning"],
             f"decoder conditioning needs a mixture or geometric_mog prior, not {prior!r}", allowed="none")

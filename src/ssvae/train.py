@@ -112,7 +112,8 @@ class Program:
     def init_state(self, x_train: np.ndarray) -> TrainState:
         cfg = self.cfg
         params = init_params(cfg, self.init_key, x_train)
-        counts = (classifiers.tau_init_counts(cfg.num_components, cfg.num_classes, cfg.tau_smoothing_alpha)
+        counts = (classifiers.tau_init_counts(cfg.num_components, cfg.num_classes, cfg.tau_smoothing_alpha,
+                                              cfg.tau_init_counts)
                   if self.use_tau else jnp.zeros((0, 0), jnp.float32))
         return TrainState(params=params, opt_state=self.optimizer.init(params), tau_counts=counts)
 
