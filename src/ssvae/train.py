@@ -105,8 +105,8 @@ class Program:
         self.use_tau = cfg.use_tau_classifier
         self.num_components = cfg.num_components if cfg.is_mixture else 0
         # Training indices of the labeled pool, drawn `labeled_batch_size` per step (none without the option).
-        self.labeled_idx = (np.asarray(labeled_idx, np.int32) if cfg.labeled_batch_size > 0 and labeled_idx is not None
-                            and len(labeled_idx) else np.zeros(0, np.int32))
+        self.labeled_idx = np.asarray(labeled_idx if cfg.labeled_batch_size and labeled_idx is not None else [],
+                                      np.int32)
 
     # state ---------------------------------------------------------------------------------------
     def init_state(self, x_train: np.ndarray) -> TrainState:
@@ -149,7 +149,7 @@ class Program:
             size = self.cfg.labeled_batch_size
             passes = -(-self.num_batches * size // n_labeled)
             keys = jax.random.split(jax.random.fold_in(perm_key, 1), passes)
-            drawn = jnp.concatenate([jax.random.permutation(k, n_labeled) for k in keys])
+            drawn = jax.vmap(lambda k: jax.random.permutation(k, n_labeled))(keys).reshape(-1)
             labeled = jnp.asarray(self.labeled_idx)[drawn[: self.num_batches * size]]
             order = jnp.concatenate([order, labeled.reshape(self.num_batches, size)], axis=1)
             weights = jnp.concatenate([weights, jnp.ones((self.num_batches, size), jnp.float32)], axis=1)
