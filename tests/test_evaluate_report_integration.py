@@ -8,6 +8,8 @@ from ssvae import data, evaluate, inference, metrics, naming, plots, report, run
 
 from synthetic_run import load, metadata, strict_loads
 
+pytestmark = pytest.mark.jax
+
 
 @pytest.mark.parametrize("model", [
     {"prior_type": "mixture", "num_components": 10, "use_tau_classifier": True, "use_heteroscedastic_decoder": True,

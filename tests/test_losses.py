@@ -13,6 +13,8 @@ from scipy.special import logsumexp, softmax
 from ssvae import classifiers, config, losses, networks, priors, train
 from ssvae.model import Outputs
 
+pytestmark = pytest.mark.jax
+
 RNG = np.random.default_rng(0)
 
 

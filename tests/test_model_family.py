@@ -14,6 +14,8 @@ import pytest
 from ssvae import config, losses, naming, train
 from ssvae.model import build_model, init_params
 
+pytestmark = pytest.mark.jax
+
 H = W = 8
 B, K, C, D = 6, 4, 3, 2
 

@@ -10,6 +10,8 @@ import pytest
 
 from ssvae import config, data, inference, train
 
+pytestmark = pytest.mark.jax
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
 PLANS = [plan for path in SHIPPED for plan in config.load_plans(path)]

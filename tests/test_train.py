@@ -11,6 +11,8 @@ import yaml
 from ssvae import checkpoints, config, data, inference, losses, train
 from jax._src import compilation_cache
 
+pytestmark = pytest.mark.jax
+
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache_dir(tmp_path_factory):

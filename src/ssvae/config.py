@@ -174,6 +174,26 @@ class ModelConfig:
         return self.prior_type in MIXTURE_PRIORS
 
     @property
+    def has_component_embeddings(self) -> bool:
+        """True for priors with a π and component embeddings e_c that can condition the decoder (mixture,
+        geometric_mog)."""
+        return self.prior_type in CONDITIONABLE_PRIORS
+
+    @property
+    def is_vamp(self) -> bool:
+        return self.prior_type == "vamp"
+
+    @property
+    def uses_dirichlet(self) -> bool:
+        """The Dirichlet(α) MAP penalty on π is part of the loss."""
+        return self.has_component_embeddings and self.dirichlet_alpha is not None
+
+    @property
+    def is_conv(self) -> bool:
+        """A conv encoder or decoder is involved."""
+        return "conv" in (self.encoder_type, self.decoder_type)
+
+    @property
     def num_pixels(self) -> int:
         return self.input_hw[0] * self.input_hw[1]
 

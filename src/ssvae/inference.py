@@ -88,7 +88,7 @@ class TrainedModel:
         else:
             k = cfg.num_components
             eps = jax.random.normal(key, (k, n, cfg.latent_dim))
-            if cfg.prior_type == "vamp":
+            if cfg.is_vamp:
                 mu, logvar = self.model.apply({"params": params}, method="pseudo_posteriors")
                 z = mu[:, None] + jnp.exp(0.5 * logvar)[:, None] * eps
             elif cfg.prior_type == "geometric_mog":

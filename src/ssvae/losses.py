@@ -158,7 +158,7 @@ def batch_terms(cfg: ModelConfig, params, outputs, weights) -> dict:
     """The batch-level terms, unweighted: Dirichlet penalty, usage entropy, L1."""
     zero = jnp.asarray(0.0, jnp.float32)
     dirichlet = zero
-    if cfg.prior_type in ("mixture", "geometric_mog") and cfg.dirichlet_alpha is not None:
+    if cfg.uses_dirichlet:
         dirichlet = priors.dirichlet_penalty(outputs.log_pi, cfg.dirichlet_alpha, 1.0)
     diversity = priors.usage_entropy(outputs.r, weights) if cfg.is_mixture else zero
     l1 = l1_penalty(params) if cfg.l1_weight > 0 else zero
@@ -179,13 +179,12 @@ def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
     """Each term's contribution to the loss: recon_weight·rec, kl_weight·KL_z, kl_c_weight·s_c·KL_c,
     c_logit_prior_weight·s_c·logit-MoG, dirichlet_weight·penalty, component_diversity_weight·H(p̂),
     label_weight·classification, l1_weight·L1 (terms a config does not use contribute 0)."""
-    mixture = cfg.prior_type in ("mixture", "geometric_mog")
     weights = {
         "reconstruction": cfg.recon_weight,
         "kl_z": cfg.kl_weight,
         "kl_c": cfg.kl_c_weight * c_scale if uses_categorical(cfg) else None,
         "logit_mog": cfg.c_logit_prior_weight * c_scale if uses_logit_mog(cfg) else None,
-        "dirichlet": cfg.dirichlet_weight if mixture and cfg.dirichlet_alpha is not None else None,
+        "dirichlet": cfg.dirichlet_weight if cfg.uses_dirichlet else None,
         "diversity": cfg.component_diversity_weight if cfg.is_mixture else None,
         "classification": cfg.label_weight,
         "l1": cfg.l1_weight,

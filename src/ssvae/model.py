@@ -63,7 +63,7 @@ class SSVAE(nn.Module):
 
     def setup(self):
         cfg = self.cfg
-        mixture = cfg.prior_type in ("mixture", "geometric_mog")
+        mixture = cfg.has_component_embeddings
         self.encoder = networks.Encoder(
             encoder_type=cfg.encoder_type,
             hidden_dims=tuple(cfg.hidden_dims),
@@ -84,12 +84,12 @@ class SSVAE(nn.Module):
             self.classifier = classifiers.ClassifierHead(tuple(cfg.hidden_dims), cfg.num_classes, cfg.dropout_rate)
         if mixture:
             self.prior = priors.MixturePrior(cfg.num_components, cfg.component_embedding_dim, cfg.learnable_pi)
-        elif cfg.prior_type == "vamp":
+        elif cfg.is_vamp:
             self.pseudo = priors.VampPseudoInputs(cfg.num_components, tuple(cfg.input_hw))
 
     @property
     def _mixture(self) -> bool:
-        return self.cfg.prior_type in ("mixture", "geometric_mog")
+        return self.cfg.has_component_embeddings
 
     @property
     def _decentralized(self) -> bool:
@@ -111,7 +111,7 @@ class SSVAE(nn.Module):
         if cfg.is_mixture:
             r = jax.nn.softmax(logits, axis=-1)
             selection = r
-        if cfg.prior_type == "vamp":
+        if cfg.is_vamp:
             pseudo_mu, pseudo_logvar, _ = self.encoder(self.pseudo())
             log_pi = jnp.full((cfg.num_components,), -np.log(cfg.num_components), jnp.float32)
         if not self._mixture:
@@ -175,7 +175,7 @@ def init_params(cfg: ModelConfig, key, x_train: np.ndarray | None = None):
     # Initialisation runs once: compile it without backend optimisation (about 3x faster to build).
     init = jax.jit(model.init).lower(key, dummy).compile(compiler_options={"xla_backend_optimization_level": 0})
     params = init(key, dummy)["params"]
-    if cfg.prior_type == "vamp":
+    if cfg.is_vamp:
         if x_train is None:
             raise ValueError("the VampPrior initialises its pseudo-inputs from training data; pass x_train")
         pseudo = priors.vamp_init_pseudo_inputs(x_train, cfg.num_components, cfg.vamp_pseudo_init_method,

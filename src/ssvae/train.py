@@ -68,7 +68,7 @@ def make_optimizer(cfg: ModelConfig) -> optax.GradientTransformation:
         return jax.tree_util.tree_map_with_path(lambda path, _: losses.is_weight_matrix(path), params)
 
     main = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay, mask=decay_mask)
-    if cfg.prior_type == "vamp":
+    if cfg.is_vamp:
         def labels(params):
             return jax.tree_util.tree_map_with_path(
                 lambda path, _: "pseudo" if _is_pseudo_input(path) else "main", params)
@@ -82,7 +82,7 @@ def make_optimizer(cfg: ModelConfig) -> optax.GradientTransformation:
 
 def default_loop(cfg: ModelConfig) -> str:
     """`scan` for dense models, `step` (Python loop over a jitted step) when a conv layer is involved."""
-    return "step" if "conv" in (cfg.encoder_type, cfg.decoder_type) else "scan"
+    return "step" if cfg.is_conv else "scan"
 
 
 # The jitted program -----------------------------------------------------------------------------
@@ -99,8 +99,7 @@ class Program:
         self.batch_size = min(cfg.batch_size, num_train)
         self.num_batches = -(-num_train // self.batch_size)
         self.loop = loop or default_loop(cfg)
-        conv = "conv" in (cfg.encoder_type, cfg.decoder_type)
-        self.eval_chunk = eval_chunk or (256 if conv else 1024)
+        self.eval_chunk = eval_chunk or (256 if cfg.is_conv else 1024)
         self.init_key, self.train_key, self.eval_key = jax.random.split(seed_key, 3)
         self.use_tau = cfg.use_tau_classifier
         self.num_components = cfg.num_components if cfg.is_mixture else 0
@@ -253,9 +252,9 @@ class Program:
 
     def log_pi(self, params):
         cfg = self.cfg
-        if cfg.prior_type in ("mixture", "geometric_mog"):
+        if cfg.has_component_embeddings:
             return self.model.apply({"params": params}, method="log_pi")
-        if cfg.prior_type == "vamp":
+        if cfg.is_vamp:
             return jnp.full((cfg.num_components,), -math.log(cfg.num_components), jnp.float32)
         return None
 
@@ -269,7 +268,7 @@ class Program:
         zero = jnp.zeros((), jnp.float32)
         means["diversity"] = -jnp.sum(usage * jnp.log(jnp.clip(usage, 1e-12, 1.0))) if cfg.is_mixture else zero
         means["dirichlet"] = (priors.dirichlet_penalty(log_pi, cfg.dirichlet_alpha, 1.0)
-                              if cfg.prior_type in ("mixture", "geometric_mog") and cfg.dirichlet_alpha is not None
+                              if cfg.uses_dirichlet
                               else zero)
         means["l1"] = losses.l1_penalty(params) if cfg.l1_weight > 0 else zero
         contributions = losses.weighted_terms(cfg, means, losses.kl_c_scale(cfg, epoch))
