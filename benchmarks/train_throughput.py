@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae import config, data, train
+from ssvae import config, data, step
+from ssvae.rng import run_keys
 
 
 def reference_config(**overrides) -> config.ModelConfig:
@@ -77,26 +78,28 @@ class Measurement:
 
 def measure(name: str, cfg: config.ModelConfig, x, y, loop: str, epochs: int, plain_epochs: int) -> Measurement:
     n = len(x)
-    program = train.Program(cfg, n, jax.random.PRNGKey(0), loop=loop)
-    state = program.init_state(x)
-    x_dev, y_dev = jax.device_put(x), jax.device_put(y)
+    program = step.TrainProgram(cfg, n, loop=loop)
+    keys = run_keys(0)
+    state = program.init_state(keys["init"], x)
+    x_dev, y_dev, key = jax.device_put(x), jax.device_put(y), jax.device_put(keys["train"])
+    pool = jax.device_put(np.zeros(0, np.int32))
     e0 = np.int32(0)
     start = time.perf_counter()
-    order, weights = jax.jit(program.epoch_plan)(e0)
-    step = jax.jit(program.train_step).lower(state, program.zero_train_acc(), x_dev, y_dev, order, weights,
-                                             np.int32(0), e0).compile()
-    if loop == "scan":
-        run_epoch = jax.jit(program.train_epoch).lower(state, x_dev, y_dev, e0).compile()
-    compile_s = time.perf_counter() - start
-    gflop = flops_of(step) * program.num_batches / 1e9
     plan = jax.jit(program.epoch_plan)
+    order, weights = plan(key, pool, e0)
+    train_step = jax.jit(program.train_step).lower(state, program.zero_train_acc(), x_dev, y_dev, order, weights,
+                                                   key, np.int32(0), e0).compile()
+    if loop == "scan":
+        run_epoch = jax.jit(program.train_epoch).lower(state, x_dev, y_dev, pool, key, e0).compile()
+    compile_s = time.perf_counter() - start
+    gflop = flops_of(train_step) * program.num_batches / 1e9
 
     def one_epoch(state, epoch):
         e = np.int32(epoch)
         if loop == "scan":
-            state, acc = run_epoch(state, x_dev, y_dev, e)
+            state, acc = run_epoch(state, x_dev, y_dev, pool, key, e)
         else:
-            state, acc = program.step_epoch(step, plan, state, x_dev, y_dev, e)
+            state, acc = program.step_epoch(train_step, plan, state, x_dev, y_dev, pool, key, e)
         jax.block_until_ready(acc)
         return state
 
@@ -113,10 +116,10 @@ def measure(name: str, cfg: config.ModelConfig, x, y, loop: str, epochs: int, pl
         plain_times = []
         for epoch in range(plain_epochs):
             t = time.perf_counter()
-            order, weights = plan(np.int32(epoch))
+            order, weights = plan(key, pool, np.int32(epoch))
             acc = program.zero_train_acc()
             for i in range(program.num_batches):
-                state, acc = step(state, acc, x_dev, y_dev, order, weights, np.int32(i), np.int32(epoch))
+                state, acc = train_step(state, acc, x_dev, y_dev, order, weights, key, np.int32(i), np.int32(epoch))
                 float(acc["n"])  # host sync every step
             plain_times.append(time.perf_counter() - t)
         plain = statistics.median(plain_times)

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
-from ssvae import classifiers, config, losses, networks, priors, train
+from ssvae import classifiers, config, losses, networks, priors
+from ssvae import optimizer as optimizer_mod
 from ssvae.model import Outputs
 
 pytestmark = pytest.mark.jax
@@ -173,12 +174,6 @@ def test_usage_entropy_is_entropy_of_batch_mean():
 
 # Gumbel-softmax -----------------------------------------------------------------------------------
 
-def test_gumbel_temperature_anneals_linearly():
-    temps = [float(priors.gumbel_temperature(e, 2.0, 0.5, 10)) for e in (0, 5, 10, 20)]
-    assert temps == pytest.approx([2.0, 1.25, 0.5, 0.5])
-    assert float(priors.gumbel_temperature(7, 2.0, 0.5, 0)) == 2.0
-
-
 def test_gumbel_softmax_samples_the_categorical_and_straight_through_is_one_hot():
     logits = jnp.log(jnp.array([0.6, 0.3, 0.1]))
     keys = jax.random.split(jax.random.PRNGKey(0), 20_000)
@@ -291,12 +286,6 @@ def test_head_cross_entropy_on_labeled_samples_only():
 
 # Assembling the objective ---------------------------------------------------------------------------
 
-def test_kl_c_anneal_scale():
-    cfg = model_config(kl_c_anneal_epochs=4)
-    assert [float(losses.kl_c_scale(cfg, e)) for e in range(6)] == pytest.approx([0.25, 0.5, 0.75, 1, 1, 1])
-    assert float(losses.kl_c_scale(model_config(kl_c_anneal_epochs=0), 0)) == 1.0
-
-
 @pytest.mark.parametrize("regularizer", ["categorical", "logit_mog", "both"])
 def test_weighted_terms_apply_each_weight_and_honour_c_regularizer(regularizer):
     cfg = model_config(prior_type="geometric_mog", c_regularizer=regularizer, recon_weight=2.0, kl_weight=0.5,
@@ -334,7 +323,7 @@ def test_vamp_pseudo_inputs_get_a_real_learning_rate_scale():
     gradient would change nothing: the pseudo-inputs must move by lr·scale."""
     cfg = model_config(prior_type="vamp", learning_rate=0.01, vamp_pseudo_lr_scale=0.1, weight_decay=0.0,
                        grad_clip_norm=None)
-    optimizer = train.make_optimizer(cfg)
+    optimizer = optimizer_mod.make_optimizer(cfg)
     params = {"encoder": {"kernel": jnp.ones((2, 2))}, "pseudo": {"pseudo_inputs": jnp.ones((3, 2, 2))}}
     grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 123.0), params)
     updates, _ = optimizer.update(grads, optimizer.init(params), params)
@@ -344,7 +333,7 @@ def test_vamp_pseudo_inputs_get_a_real_learning_rate_scale():
 
 def test_weight_decay_acts_on_weight_matrices_and_clipping_on_the_global_norm():
     cfg = model_config(learning_rate=0.1, weight_decay=0.5, grad_clip_norm=1.0)
-    optimizer = train.make_optimizer(cfg)
+    optimizer = optimizer_mod.make_optimizer(cfg)
     params = {"dense": {"kernel": jnp.full((2,), 2.0), "bias": jnp.full((2,), 2.0)}}
     zero_grads = jax.tree_util.tree_map(jnp.zeros_like, params)
     updates, _ = optimizer.update(zero_grads, optimizer.init(params), params)

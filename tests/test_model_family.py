@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssvae import config, losses, naming, train
+from ssvae import config, losses, naming, step
+from ssvae.rng import run_keys
 from ssvae.model import build_model, init_params
 
 pytestmark = pytest.mark.jax
@@ -99,7 +100,7 @@ def expected_decodes(cfg) -> int:
 @pytest.mark.parametrize("code,overrides", COMBINATIONS, ids=[code for code, _ in COMBINATIONS])
 def test_forward_shapes_and_finite_loss(code, overrides, encoder):
     cfg = model_config(**overrides, encoder_type=encoder, decoder_type=encoder)
-    program = train.Program(cfg, B, jax.random.PRNGKey(0))
+    program = step.TrainProgram(cfg, B)
     params = host_params(cfg)
     counts = jnp.ones((K, C)) if cfg.use_tau_classifier else jnp.zeros((0, 0))
     loss, (means, contributions, train_outputs, correct) = program.loss_fn(
@@ -139,13 +140,16 @@ def test_forward_shapes_and_finite_loss(code, overrides, encoder):
 def test_a_jitted_train_step_has_finite_gradients_and_updates_tau_counts(overrides):
     cfg = model_config(**overrides)
     x_train = np.random.default_rng(2).random((12, H, W)).astype(np.float32)
-    program = train.Program(cfg, 12, jax.random.PRNGKey(0))
-    state = program.init_state(x_train)
-    order, weights = program.epoch_plan(0)
+    program = step.TrainProgram(cfg, 12)
+    keys = run_keys(0)
+    state = program.init_state(keys["init"], x_train)
+    no_pool = np.zeros(0, np.int32)
+    order, weights = program.epoch_plan(keys["train"], no_pool, 0)
     y = jnp.asarray([0, 1, 2, -1, -1, -1, 0, 1, 2, -1, -1, -1], jnp.int32)
-    step = jax.jit(program.train_step)
-    new_state, acc = step(state, program.zero_train_acc(), jnp.asarray(x_train), y, order, weights, 0, 0)
-    assert int(acc["bad"].min()) == train.NEVER  # every term, the loss and the gradient norm finite
+    train_step = jax.jit(program.train_step)
+    new_state, acc = train_step(state, program.zero_train_acc(), jnp.asarray(x_train), y, order, weights, keys["train"],
+                                0, 0)
+    assert int(acc["bad"].min()) == step.NEVER  # every term, the loss and the gradient norm finite
     changed = jax.tree_util.tree_map(lambda a, b: bool(jnp.any(a != b)), new_state.params, state.params)
     assert any(jax.tree_util.tree_leaves(changed))
     if cfg.use_tau_classifier:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ssvae import checkpoints, config, data, inference, losses, train
-from jax._src import compilation_cache
+from ssvae import checkpoints, compiling, config, data, inference, losses, step, train
+from ssvae.rng import run_keys
 
 pytestmark = pytest.mark.jax
 
@@ -17,22 +17,17 @@ pytestmark = pytest.mark.jax
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache_dir(tmp_path_factory):
     """Identical configs compile once: runs of the same config reuse the executable from a persistent cache."""
-    previous = jax.config.jax_compilation_cache_dir
-    previous_min = jax.config.jax_persistent_cache_min_compile_time_secs
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    compilation_cache.reset_cache()
+    compiling.install(tmp_path_factory.mktemp("jax-cache"))
     yield
-    jax.config.update("jax_compilation_cache_dir", previous)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", previous_min)
-    compilation_cache.reset_cache()
+    compiling.uninstall()
 
 
 SMALL = {"hidden_dims": [32, 16], "latent_dim": 4, "batch_size": 256, "max_epochs": 4, "patience": 10}
 
 CONFIGS = {
-    # Gumbel routing, conditioned decoder, dropout in the head, both c-regularizers, every schedule annealing.
+    # Soft Gumbel routing, conditioned decoder, dropout in the head, both c-regularizers, every schedule annealing.
     "mixture-gumbel-head": {**SMALL, "prior_type": "mixture", "num_components": 10, "use_gumbel_softmax": True,
+                            "use_straight_through_gumbel": False,
                             "gumbel_temperature": 2.0, "gumbel_temperature_anneal_epochs": 3,
                             "decoder_conditioning": "concat", "kl_c_anneal_epochs": 2, "c_regularizer": "both",
                             "c_logit_prior_weight": 0.05, "dirichlet_alpha": 2.0, "learnable_pi": True},
@@ -157,8 +152,15 @@ def test_history_has_every_term_train_and_val(uninterrupted):
         assert float(row["val_loss"]) == pytest.approx(unsupervised, rel=1e-5)
         assert sum(float(row[f"usage_{i}"]) for i in range(k)) == pytest.approx(1.0, rel=1e-4)
         assert sum(float(row[f"pi_{i}"]) for i in range(k)) == pytest.approx(1.0, rel=1e-4)
-    assert [float(r["kl_c_scale"]) for r in rows] == [0.5, 1.0, 1.0, 1.0]
+    assert [float(r["kl_c_scale"]) for r in rows] == [0.0, 0.5, 1.0, 1.0]
     assert [float(r["gumbel_temperature"]) for r in rows] == pytest.approx([2.0, 1.5, 1.0, 0.5])
+    # the fixed objective (KL_c scale 1, final temperature) is val_loss once both anneals are over, and not before
+    assert float(rows[3]["val_objective"]) == pytest.approx(float(rows[3]["val_loss"]), rel=1e-6)
+    assert all(float(r["val_objective"]) != pytest.approx(float(r["val_loss"]), rel=1e-6) for r in rows[:3])
+    objectives = [float(r["val_objective"]) for r in rows]
+    assert result["monitor_metric"] == "val_objective"
+    assert result["best_value"] == pytest.approx(min(objectives))
+    assert objectives.index(min(objectives)) + 1 == result["best_epoch"]
     assert float(rows[0]["train_l1"]) == 0.0  # l1_weight is 0
     assert result["final"] == {k: pytest.approx(float(v)) for k, v in rows[result["best_epoch"] - 1].items()}
     for key in ("status", "epochs_completed", "best_epoch", "monitor_metric", "best_value", "stopped_early",
@@ -180,8 +182,8 @@ def test_a_non_finite_loss_raises_with_the_epoch_and_term_and_keeps_the_state(tm
     assert diverged.exists() and str(diverged) in message
     assert not (tmp_path / "run" / "checkpoints" / "best.msgpack").exists()
     # the saved parameters are the last finite ones: the non-finite updates were skipped
-    program = train.Program(exp.model, len(x_train), jax.random.PRNGKey(exp.model.random_seed))
-    state = program.init_state(digits.x_train)
+    program = step.TrainProgram(exp.model, len(x_train))
+    state = program.init_state(run_keys(exp.model.random_seed)["init"], digits.x_train)
     restored = checkpoints.load_resume(diverged, resume_tag="tag", state_template=state,
                                        best_template={"params": state.params, "tau_counts": state.tau_counts})
     assert "reconstruction" in restored[0]["diverged"]
@@ -209,8 +211,9 @@ def test_early_stopping_keeps_and_uses_the_best_epoch(tmp_path, digits):
 def test_labeled_batch_size_appends_labeled_images_to_every_batch_in_fresh_passes(tmp_path, digits):
     exp = experiment(tmp_path, "lbs", **{**SMALL, "batch_size": 100, "labeled_batch_size": 25})
     pool = np.flatnonzero(digits.labeled)
-    program = train.Program(exp.model, len(digits.x_train), jax.random.PRNGKey(0), labeled_idx=pool)
-    order, weights = (np.asarray(a) for a in program.epoch_plan(0))
+    program = step.TrainProgram(exp.model, len(digits.x_train))
+    key = run_keys(0)["train"]
+    order, weights = (np.asarray(a) for a in program.epoch_plan(key, pool.astype(np.int32), 0))
     assert order.shape == (program.num_batches, 125) and weights.shape == order.shape
     np.testing.assert_array_equal(weights[:, 100:], 1.0)
     drawn = order[:, 100:].reshape(-1)
@@ -221,8 +224,8 @@ def test_labeled_batch_size_appends_labeled_images_to_every_batch_in_fresh_passe
     # the unlabeled part is still one permutation of the training set
     assert sorted(order[:, :100].reshape(-1)[weights[:, :100].reshape(-1) > 0]) == list(range(len(digits.x_train)))
     # a different epoch draws differently; the same epoch draws the same
-    assert not np.array_equal(order, np.asarray(program.epoch_plan(1)[0]))
-    np.testing.assert_array_equal(order, np.asarray(program.epoch_plan(0)[0]))
+    assert not np.array_equal(order, np.asarray(program.epoch_plan(key, pool.astype(np.int32), 1)[0]))
+    np.testing.assert_array_equal(order, np.asarray(program.epoch_plan(key, pool.astype(np.int32), 0)[0]))
 
 
 def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
@@ -235,3 +238,16 @@ def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
     # best checkpoint holds the counts of epoch 1 or 2)
     assert float(np.sum(counts)) - 10 * 10 * exp.model.tau_smoothing_alpha >= steps_per_epoch * (32 + 1)
     assert result["epochs_completed"] == 2
+
+
+def test_mixture_history_is_logged_every_n_epochs_and_at_the_first_and_last(tmp_path, digits):
+    model = {**SMALL, "prior_type": "mixture", "num_components": 10, "max_epochs": 4, "patience": 10}
+    exp = experiment(tmp_path, "every", **model, mixture_history_log_every=3)
+    train.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    rows = read_history(tmp_path / "run")
+    logged = [bool(r["usage_0"]) for r in rows]
+    assert logged == [True, False, True, True]
+    assert all(bool(r["pi_0"]) == flag for r, flag in zip(rows, logged))
+    never = experiment(tmp_path, "never", **model, mixture_history_log_every=0)
+    train.fit(never, digits, tmp_path / "run0", resume_tag="tag", log=lambda m: None)
+    assert not any(c.startswith(("pi_", "usage_")) for c in read_history(tmp_path / "run0")[0])

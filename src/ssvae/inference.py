@@ -1,5 +1,6 @@
-"""What a trained model says about a split: one jitted, batched, deterministic pass whose outputs every metric
-and plot reuses."""
+"""What a trained model says about a split: the best checkpoint, loaded without any of the training machinery,
+run through the deterministic pass that validation compiled (forward.ChunkPass, the same executable from the
+persistent cache), once; every metric and plot reuses its outputs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checkpoints, classifiers, losses, priors
+from . import checkpoints, classifiers, forward, losses, priors
 from .config import Experiment, ModelConfig
 from .model import build_model
+from .params import ParamGroups
 from .predictions import Predictions
-from .train import Program
+from .rng import key as prng_key, run_keys
+
+DEFAULT_BATCH_SIZE = 1024
 
 
 class TrainedModel:
@@ -23,62 +27,61 @@ class TrainedModel:
     tau: τ [K, C] of the τ-classifier, else None
     """
 
-    def __init__(self, cfg: ModelConfig, params, tau_counts: np.ndarray | None, meta: dict):
+    def __init__(self, cfg: ModelConfig, params, tau_counts: np.ndarray | None, meta: dict,
+                 layout: ParamGroups | None = None):
         self.cfg = cfg
+        self.layout = layout or ParamGroups.for_config(cfg)
+        params = jax.tree_util.tree_map(np.asarray, params)
+        self.groups = jax.device_put(self.layout.flatten(params))
         self.params = jax.device_put(params)
-        self.tau_counts = None if tau_counts is None else jnp.asarray(tau_counts)
+        self.tau_counts = None if tau_counts is None else np.asarray(tau_counts, np.float32)
+        self._counts = jax.device_put(self.tau_counts if self.tau_counts is not None
+                                      else np.zeros((0, 0), np.float32))
         self.meta = meta
         self.temperature = float(meta.get("gumbel_temperature", cfg.gumbel_temperature))
         self.model = build_model(cfg)
-        self._program = Program(cfg, 1, jax.random.PRNGKey(cfg.random_seed))
-        self._chunk = jax.jit(self._predict_chunk)
+        self._eval_key = run_keys(cfg.random_seed)["eval"]
+        self._passes: dict[int, forward.ChunkPass] = {}
         self._sample = jax.jit(self._sample_all, static_argnums=(1,))
-        log_pi = self._program.log_pi(self.params)
-        self.pi = None if log_pi is None else np.asarray(jnp.exp(log_pi))
-        self.tau = None if self.tau_counts is None else np.asarray(classifiers.tau_matrix(self.tau_counts))
+        log_pi, tau = jax.device_get(jax.jit(self._prior_and_tau)(self.params, self._counts))
+        self.pi = None if log_pi is None else np.exp(np.asarray(log_pi))
+        self.tau = None if tau is None else np.asarray(tau)
 
-    def _predict_chunk(self, params, counts, x):
+    def _prior_and_tau(self, params, counts):
         cfg = self.cfg
-        outputs = self.model.apply({"params": params}, x, None, self.temperature)
-        tau = None if counts is None else classifiers.tau_matrix(counts)
-        terms = losses.per_sample_terms(cfg, outputs, x, jnp.full(x.shape[0], -1, jnp.int32), tau,
-                                        self._program.eval_key)
-        mean = losses.likelihood_mean(cfg, outputs.recon)
-        sigma = outputs.sigma
-        if outputs.recon_weights is not None:
-            mean = jnp.einsum("bk,bkhw->bhw", outputs.recon_weights, mean)
-            if sigma is not None:
-                sigma = jnp.sum(outputs.recon_weights * sigma, axis=-1)
-        result = {
-            "z": outputs.z_mean,
-            "z_logvar": outputs.z_logvar,
-            "y_prob": losses.class_probabilities(cfg, outputs, tau),
-            "responsibilities": outputs.r,
-            "recon": mean,
-            "sigma": sigma,
-            "terms": {"reconstruction": terms["reconstruction"], "kl_z": terms["kl_z"]}
-                     | ({"kl_c": terms["kl_c"]} if cfg.is_mixture else {}),
-        }
-        return result
+        log_pi = None
+        if cfg.has_component_embeddings:
+            log_pi = self.model.apply({"params": params}, method="log_pi")
+        elif cfg.is_vamp:
+            log_pi = jnp.full((cfg.num_components,), -jnp.log(cfg.num_components), jnp.float32)
+        tau = classifiers.tau_matrix(counts) if cfg.use_tau_classifier else None
+        return log_pi, tau
 
-    def predict(self, x: np.ndarray, batch_size: int = 1024) -> Predictions:
-        """One jitted, batched, deterministic pass over images x [N, H, W] (z = μ, no noise, no dropout)."""
-        x = np.asarray(x, np.float32)
+    @property
+    def compile_seconds(self) -> float:
+        return sum(p.compile_seconds for p in self._passes.values())
+
+    def predict(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE) -> Predictions:
+        """The deterministic pass over images x [N, H, W] (z = μ, no noise, no dropout), in chunks of
+        forward.chunk_size(cfg, batch_size) images."""
+        chunk = forward.chunk_size(self.cfg, batch_size)
+        if chunk not in self._passes:
+            self._passes[chunk] = forward.ChunkPass(self.cfg, chunk, self.layout)
         n = len(x)
-        batch_size = max(1, min(batch_size, n))
-        num_chunks = -(-n // batch_size)
-        padded = np.concatenate([x, np.zeros((num_chunks * batch_size - n, *x.shape[1:]), np.float32)])
-        chunks = [self._chunk(self.params, self.tau_counts, padded[i * batch_size:(i + 1) * batch_size])
-                  for i in range(num_chunks)]
-        chunks = jax.device_get(chunks)
+        xs, ys, _ = forward.split_chunks(np.asarray(x, np.float32), None, chunk)
+        chunks = jax.device_get(self._passes[chunk].run(self.groups, self._counts, list(xs), list(ys),
+                                                        self.temperature, self._eval_key))
 
-        def cat(*parts):
-            return None if parts[0] is None else np.concatenate(parts)[:n]
+        def cat(name):
+            if name not in chunks[0]:
+                return None
+            return np.concatenate([c[name] for c in chunks])[:n]
 
-        merged = jax.tree_util.tree_map(cat, *chunks, is_leaf=lambda v: v is None)
-        return Predictions(z=merged["z"], z_logvar=merged["z_logvar"], y_prob=merged["y_prob"],
-                           responsibilities=merged["responsibilities"], recon=merged["recon"],
-                           sigma=merged["sigma"], terms=merged["terms"])
+        terms = {t: np.concatenate([c["terms"][t] for c in chunks])[:n]
+                 for t in ("reconstruction", "kl_z") + (("kl_c",) if self.cfg.is_mixture else ())}
+        return Predictions(z=cat("z"), z_logvar=cat("z_logvar"), y_prob=cat("y_prob"),
+                           responsibilities=cat("responsibilities"), recon=cat("recon"), sigma=cat("sigma"),
+                           terms=terms)
 
     def _sample_all(self, params, n, key):
         cfg = self.cfg
@@ -105,15 +108,13 @@ class TrainedModel:
     def sample(self, n_per_component: int, seed: int = 0) -> np.ndarray:
         """Images drawn from the prior, decoded to their mean in [0, 1]: [K, n, H, W] for mixture-based priors
         (row k from component k: N(0, I) or N(m_k, I) routed to e_k, or q(z|u_k) for vamp), [1, n, H, W] else."""
-        return np.asarray(self._sample(self.params, int(n_per_component), jax.random.PRNGKey(seed)))
+        return np.asarray(self._sample(self.params, int(n_per_component), prng_key(seed)))
 
 
 def load_model(run_dir: str | Path, experiment: Experiment) -> TrainedModel:
-    """The run's best model from `run_dir/checkpoints/best.msgpack`."""
+    """The run's best model from `run_dir/checkpoints/best.msgpack` (CheckpointError names a damaged file)."""
     cfg = experiment.model
-    # shapes only: an eager init would compile every initializer op by op (seconds per layer on CPU)
-    template = jax.eval_shape(build_model(cfg).init, jax.random.PRNGKey(0),
-                              jnp.zeros((1, *cfg.input_hw), jnp.float32))["params"]
+    layout = ParamGroups.for_config(cfg)
     params, counts, meta = checkpoints.load_best(Path(run_dir) / "checkpoints" / "best.msgpack",
-                                                 params_template=template)
-    return TrainedModel(cfg, params, counts, meta)
+                                                 params_template=layout.template)
+    return TrainedModel(cfg, params, counts, meta, layout)

@@ -11,7 +11,7 @@ Terms (names used in history.csv as train_<term> / val_<term>):
   classification  mean over labeled samples of −log p(y|x) (head or τ-classifier)
   l1              Σ|θ| over weight matrices
 `weighted_terms` turns their batch means into the contributions to the loss (each × its weight, the c-terms also
-× the KL_c anneal scale), and the loss is the sum of the contributions.
+× the KL_c anneal scale s_c, schedules.py), and the loss is the sum of the contributions.
 """
 
 from __future__ import annotations
@@ -98,13 +98,6 @@ def uses_categorical(cfg: ModelConfig) -> bool:
 
 def uses_logit_mog(cfg: ModelConfig) -> bool:
     return cfg.is_mixture and cfg.c_regularizer in ("logit_mog", "both")
-
-
-def kl_c_scale(cfg: ModelConfig, epoch):
-    """Linear KL_c anneal s_c(e) = min(1, (e + 1) / kl_c_anneal_epochs), e the 0-based epoch; 1 without anneal."""
-    if cfg.kl_c_anneal_epochs <= 0:
-        return jnp.asarray(1.0, jnp.float32)
-    return jnp.minimum(1.0, (jnp.asarray(epoch, jnp.float32) + 1.0) / cfg.kl_c_anneal_epochs)
 
 
 # Classification ---------------------------------------------------------------------------------

@@ -346,6 +346,9 @@ def plot_pi_usage_evolution(inputs: PlotInputs) -> Figure:
     usage = _history_matrix(history, "usage_")
     if epoch is None or len(epoch) == 0 or (pi is None and usage is None):
         raise PlotEmpty("history.csv has no pi_<k> / usage_<k> columns")
+    # epochs that recorded π/usage (model.mixture_history_log_every leaves the others empty)
+    logged = np.isfinite(usage if usage is not None else pi).all(axis=1)
+    epoch, pi, usage = epoch[logged], None if pi is None else pi[logged], None if usage is None else usage[logged]
     panels = [(m, t) for m, t in ((pi, "prior weights π$_c$"), (usage, "usage: mean q(c|x), validation split"))
               if m is not None]
     keff = None

@@ -176,14 +176,6 @@ def usage_entropy(r, weights=None):
 
 # Gumbel-softmax routing -------------------------------------------------------------------------
 
-def gumbel_temperature(epoch, initial: float, minimum: float, anneal_epochs: int):
-    """T(e) = T₀ + (T_min − T₀)·min(1, e / anneal_epochs), e the 0-based epoch; T₀ throughout if anneal_epochs = 0."""
-    if anneal_epochs <= 0:
-        return jnp.asarray(initial, jnp.float32)
-    progress = jnp.minimum(1.0, jnp.asarray(epoch, jnp.float32) / anneal_epochs)
-    return initial + (minimum - initial) * progress
-
-
 def gumbel_softmax(key, logits, temperature, straight_through: bool):
     """y = softmax((ℓ + g)/T), g = −log(−log u), u ~ U(0, 1); straight-through: one_hot(argmax y) + y − sg(y)."""
     g = jax.random.gumbel(key, logits.shape, logits.dtype)
