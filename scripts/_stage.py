@@ -18,11 +18,13 @@ def jax_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--validated", required=True)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jax-cache", default=None, help="folder of JAX's persistent compilation cache")
+    p.add_argument("--jax-cache", default=None,
+                   help="folder of JAX's persistent compilation cache (default $SSVAE_JAX_CACHE; 'none': off)")
     return p
 
 
 def setup_jax(args) -> None:
     compute.limit_threads(args.threads, salt=args.run_dir)
-    if args.jax_cache:
-        compute.enable_compilation_cache(args.jax_cache)
+    cache = compute.cache_location(args.jax_cache)
+    if cache:
+        compute.enable_compilation_cache(cache)

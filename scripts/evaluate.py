@@ -5,6 +5,9 @@ import _stage
 args = _stage.jax_parser(__doc__).parse_args()
 _stage.setup_jax(args)
 
-from ssvae import stages  # noqa: E402  (after the thread limit)
+from ssvae import checkpoints, stages  # noqa: E402  (after the thread limit)
 
-stages.evaluate(args.validated, args.run_dir)
+try:
+    stages.evaluate(args.validated, args.run_dir)
+except checkpoints.CheckpointError as exc:
+    stages.fail(f"cannot evaluate: {exc}")

@@ -6,33 +6,48 @@ import hashlib
 import os
 from pathlib import Path
 
+JAX_CACHE_ENV = "SSVAE_JAX_CACHE"
 
-def limit_threads(threads: int, salt: str = "") -> list[int]:
-    """Pin this process to `threads` CPUs so XLA sizes its thread pool to match; returns the CPUs used.
+
+def job_cpus(requested: int, environ=os.environ) -> int:
+    """The CPUs this job may use: SLURM's allocation (SLURM_CPUS_PER_TASK) when inside a SLURM job, else the
+    requested threads (Snakemake's `threads`), never more than the CPUs the process may run on."""
+    allowed = len(os.sched_getaffinity(0))
+    slurm = environ.get("SLURM_CPUS_PER_TASK")
+    count = int(slurm) if slurm and slurm.isdigit() and int(slurm) > 0 else int(requested)
+    return max(1, min(count, allowed))
+
+
+def limit_threads(threads: int, salt: str = "", environ=os.environ) -> list[int]:
+    """Pin this process to the job's CPUs (`job_cpus`) so XLA sizes its thread pool to match; returns them.
 
     XLA reads the number of schedulable CPUs (the affinity mask) when JAX starts, so this must run before
-    `import jax`. Jobs running side by side start at different CPUs (chosen by `salt`) to spread the load;
-    under SLURM the mask is the allocation already, and a request at least that large changes nothing.
+    `import jax`. Jobs running side by side start at different CPUs (chosen by `salt`) to spread the load; when
+    the mask already is the allocation (SLURM with task affinity or cgroups), nothing changes. No XLA flag is
+    set: XLA flags are part of the compilation cache key, and jobs with different thread counts (train, evaluate)
+    must share compiled executables.
     """
     allowed = sorted(os.sched_getaffinity(0))
-    threads = max(1, int(threads))
-    if threads >= len(allowed):
+    count = job_cpus(threads, environ)
+    if count >= len(allowed):
         return allowed
     start = int(hashlib.sha256(salt.encode()).hexdigest(), 16) % len(allowed)
-    chosen = [allowed[(start + i) % len(allowed)] for i in range(threads)]
+    chosen = [allowed[(start + i) % len(allowed)] for i in range(count)]
     os.sched_setaffinity(0, chosen)
-    if threads == 1:
-        flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_cpu_multi_thread_eigen" not in flags:
-            os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
     return chosen
 
 
-def enable_compilation_cache(cache_dir: str | Path) -> None:
-    """Share JAX's persistent compilation cache between jobs (each job otherwise recompiles the same model)."""
-    import jax
+def cache_location(flag: str | None, environ=os.environ) -> str | None:
+    """The compilation cache folder: the `--jax-cache` flag, else $SSVAE_JAX_CACHE; "" or "none" turns it off."""
+    value = flag if flag is not None else environ.get(JAX_CACHE_ENV)
+    if value is None or value.strip().lower() in ("", "none", "off"):
+        return None
+    return value
 
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+def enable_compilation_cache(cache_dir: str | Path):
+    """Share compiled executables between jobs through `cache_dir` (compiling.SharedFileCache: atomic,
+    checksummed entries; one job compiles a program while another waiting for the same one loads it)."""
+    from . import compiling
+
+    return compiling.install(cache_dir)

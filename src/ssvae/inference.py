@@ -115,6 +115,11 @@ def load_model(run_dir: str | Path, experiment: Experiment) -> TrainedModel:
     """The run's best model from `run_dir/checkpoints/best.msgpack` (CheckpointError names a damaged file)."""
     cfg = experiment.model
     layout = ParamGroups.for_config(cfg)
-    params, counts, meta = checkpoints.load_best(Path(run_dir) / "checkpoints" / "best.msgpack",
-                                                 params_template=layout.template)
+    path = Path(run_dir) / "checkpoints" / "best.msgpack"
+    try:
+        params, counts, meta = checkpoints.load_best(path, params_template=layout.template)
+    except checkpoints.CheckpointError as exc:
+        raise checkpoints.CheckpointError(
+            f"{exc}. It holds the run's best model; to recover it, train the run again: "
+            f"snakemake --cores 2 --forcerun {path} (training is deterministic: the same numbers come back)") from exc
     return TrainedModel(cfg, params, counts, meta, layout)

@@ -188,7 +188,7 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
     return folders
 
 
-def fail(message: str) -> None:
+def fail(message: str, code: int = 1) -> None:
     """End a stage with a readable message instead of a traceback."""
     print(message, file=sys.stderr, flush=True)
-    raise SystemExit(1)
+    raise SystemExit(code)
