@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import classifiers, losses
+from .compiling import fast_compile_options
 from .config import ModelConfig
 from .model import build_model
 from .params import ParamGroups
@@ -80,15 +81,24 @@ class ChunkPass:
             result["log_pi"] = outputs.log_pi
         return result
 
-    def compile(self, groups, counts, key) -> None:
-        """Compile (or load from the persistent cache) the pass for these parameter and τ-count shapes."""
-        start = time.perf_counter()
+    def lower(self, groups, counts, key):
+        """The pass lowered for these parameter and τ-count shapes, and the options it compiles with (the same
+        wherever it runs, training's validation or evaluate: one cache entry)."""
         spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (groups, counts))
         x = jax.ShapeDtypeStruct((self.chunk, *self.cfg.input_hw), jnp.float32)
         y = jax.ShapeDtypeStruct((self.chunk,), jnp.int32)
         scalar = jax.ShapeDtypeStruct((), jnp.float32)
         key_spec = jax.ShapeDtypeStruct(np.shape(key), jnp.uint32)
-        self._compiled = jax.jit(self.outputs).lower(*spec, x, y, scalar, key_spec).compile()
+        return jax.jit(self.outputs).lower(*spec, x, y, scalar, key_spec), fast_compile_options()
+
+    def use(self, compiled) -> None:
+        self._compiled = compiled
+
+    def compile(self, groups, counts, key) -> None:
+        """Compile (or load from the persistent cache) the pass for these parameter and τ-count shapes."""
+        start = time.perf_counter()
+        lowered, options = self.lower(groups, counts, key)
+        self._compiled = lowered.compile(options)
         self.compile_seconds += time.perf_counter() - start
 
     def __call__(self, groups, counts, x_chunk, y_chunk, temperature, key) -> dict:

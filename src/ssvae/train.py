@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from . import checkpoints, forward, history, runs, schedules
-from .compiling import CompileClock
+from .compiling import CompileClock, fast_compile_options, training_compile_options
 from .config import Experiment
 from .data import Splits
 from .early_stopping import EarlyStopping
@@ -90,23 +90,38 @@ class _Run:
         self.num_val = len(splits.x_val)
 
     def compile(self, state, epoch: int) -> None:
-        """Every program the loop runs, compiled (or loaded from the persistent cache) before the first epoch."""
+        """Every program the loop runs, lowered, then compiled side by side (or loaded from the persistent
+        cache) before the first epoch. The training programs of a small training compile fast
+        (compiling.training_compile_options); passes and summaries always do."""
         p, clock, e = self.program, self.clock, np.int32(epoch)
+        fast = fast_compile_options()
         data = (self.x_train, self.y_train, self.pool, self.train_key)
+        steps = p.num_batches * self.cfg.max_epochs
+        programs = []
         if p.loop == "scan":
-            self.run_epoch = clock.aot(p.run_epoch, state, *data, e)
+            lowered = clock.lower(p.run_epoch, state, *data, e)
+            programs.append((lowered, training_compile_options(lowered, steps)))
         else:
-            self.plan = clock.aot(p.epoch_plan, self.train_key, self.pool, e)
             order, weights = jax.eval_shape(p.epoch_plan, self.train_key, self.pool, e)
-            self.step = clock.aot(p.train_step, state, p.zero_train_acc(), self.x_train, self.y_train, order, weights,
-                                  self.train_key, np.int32(0), e)
-            self.train_summary = clock.aot(p.train_summary, p.zero_train_acc(), e)
+            lowered = clock.lower(p.train_step, state, p.zero_train_acc(), self.x_train, self.y_train, order,
+                                  weights, self.train_key, np.int32(0), e)
+            programs += [(lowered, training_compile_options(lowered, steps)),
+                         (clock.lower(p.epoch_plan, self.train_key, self.pool, e), fast),
+                         (clock.lower(p.train_summary, p.zero_train_acc(), e), fast)]
         with clock.timing():
-            self.val_pass.compile(state.params, state.tau_counts, self.keys["eval"])
+            programs.append(self.val_pass.lower(state.params, state.tau_counts, self.keys["eval"]))
         outputs = [jax.eval_shape(self.val_pass.outputs, state.params, state.tau_counts, x, y, np.float32(1.0),
                                   self.keys["eval"]) for x, y in zip(self.val_x, self.val_y)]
-        self.val_summary = clock.aot(p.validation_summary, state.params, outputs, self.val_labels,
-                                     self.val_weights, np.float32(1.0))
+        programs.append((clock.lower(p.validation_summary, state.params, outputs, self.val_labels,
+                                     self.val_weights, np.float32(1.0)), fast))
+        self.options = programs[0][1]
+        compiled = clock.compile_all(programs)
+        if p.loop == "scan":
+            self.run_epoch = compiled[0]
+        else:
+            self.step, self.plan, self.train_summary = compiled[:3]
+        self.val_pass.use(compiled[-2])
+        self.val_summary = compiled[-1]
 
     def train_one_epoch(self, state, epoch: int, should_stop: Callable[[], bool]):
         """(state, train summary) of epoch `epoch` (0-based), or None if a stop was requested during it."""
