@@ -258,9 +258,10 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
         writer.wait()
     if not finished:
         done = meta["epochs_completed"]
-        log(f"stopped on request: {resume_path} holds epoch {done}; running the train job again resumes from it")
-        raise TrainingInterrupted(f"stopped on request after epoch {done} of {cfg.max_epochs}; "
-                                  f"{resume_path} holds it and the next run resumes from it")
+        where = (f"{resume_path} holds epoch {done}; the next run of the train job resumes from it" if done
+                 else "no epoch had finished; the next run of the train job starts from scratch")
+        log(f"stopped on request: {where}")
+        raise TrainingInterrupted(f"stopped on request after {done} of {cfg.max_epochs} epochs; {where}")
 
     best_row = meta["history"][stopper.best_epoch - 1]
     layout = program.layout

@@ -1,0 +1,31 @@
+"""A job's CPUs (SLURM's allocation, the rule's threads, the affinity mask) and where the compilation cache is."""
+
+import os
+import subprocess
+import sys
+
+from ssvae import compute
+
+
+def test_job_cpus_follow_slurm_then_the_requested_threads_within_the_affinity_mask():
+    allowed = len(os.sched_getaffinity(0))
+    assert compute.job_cpus(1, environ={}) == 1
+    assert compute.job_cpus(64, environ={}) == allowed
+    assert compute.job_cpus(8, environ={"SLURM_CPUS_PER_TASK": "1"}) == 1
+    assert compute.job_cpus(1, environ={"SLURM_CPUS_PER_TASK": str(allowed)}) == allowed
+    assert compute.job_cpus(2, environ={"SLURM_CPUS_PER_TASK": "junk"}) == min(2, allowed)
+
+
+def test_limit_threads_pins_the_process_to_the_jobs_cpus():
+    code = ("import os; from ssvae import compute; chosen = compute.limit_threads(8, environ={'SLURM_CPUS_PER_TASK': "
+            "'1'}); print(len(chosen), len(os.sched_getaffinity(0)), 'XLA_FLAGS' in os.environ)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}).stdout.split()
+    assert out == ["1", "1", "False"]  # one CPU, and no XLA flag that would split the compilation cache key
+
+
+def test_cache_location_from_the_flag_or_the_environment():
+    assert compute.cache_location("/x", environ={compute.JAX_CACHE_ENV: "/y"}) == "/x"
+    assert compute.cache_location(None, environ={compute.JAX_CACHE_ENV: "/y"}) == "/y"
+    assert compute.cache_location(None, environ={}) is None
+    assert compute.cache_location("none", environ={compute.JAX_CACHE_ENV: "/y"}) is None
