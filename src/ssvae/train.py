@@ -24,11 +24,12 @@ from typing import Callable
 import jax
 import numpy as np
 
-from . import checkpoints, forward, history, runs, schedules
+from . import checkpoints, compiling, forward, history, inference, runs, schedules
 from .compiling import CompileClock, fast_compile_options, training_compile_options
 from .config import Experiment
 from .data import Splits
 from .early_stopping import EarlyStopping
+from .evaluate import NUM_SAMPLES_PER_COMPONENT
 from .rng import run_keys
 from .step import CHECKED, NEVER, TrainProgram, default_loop  # noqa: F401  (public names)
 
@@ -114,8 +115,14 @@ class _Run:
                                   self.keys["eval"]) for x, y in zip(self.val_x, self.val_y)]
         programs.append((clock.lower(p.validation_summary, state.params, outputs, self.val_labels,
                                      self.val_weights, np.float32(1.0)), fast))
+        # evaluate's own programs, compiled beside these into the persistent cache (evaluate then loads them)
+        extra = []
+        if compiling.installed() is not None:
+            with clock.timing():
+                extra = inference.EvaluationPrograms(self.cfg).lowered(
+                    p.layout.template, state.tau_counts, NUM_SAMPLES_PER_COMPONENT)
         self.options = programs[0][1]
-        compiled = clock.compile_all(programs)
+        compiled = clock.compile_all(programs + extra)[:len(programs)]
         if p.loop == "scan":
             self.run_epoch = compiled[0]
         else:
