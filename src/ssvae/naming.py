@@ -6,6 +6,8 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
+from . import document
+
 MAX_NAME_LENGTH = 64
 
 # Regexes for the three parts of a run id; the workflow uses them as wildcard_constraints.
@@ -166,13 +168,14 @@ def naming_legend(default_model: Mapping[str, Any]) -> str:
         "",
     ]
     for part, rows in LEGEND_PARTS.items():
-        lines += [f"## {part}", "", "| code | meaning |", "|---|---|"]
-        lines += [f"| `{code}` | {meaning} |" for code, meaning in rows]
+        lines += [f"## {part}", ""]
+        lines += document.table(["code", "meaning"], [[f"`{code}`", meaning] for code, meaning in rows])
         lines.append("")
-    lines += ["## Examples (computed by `ssvae.naming.arch_code`)", "", "| model settings | arch code |", "|---|---|"]
+    lines += ["## Examples (computed by `ssvae.naming.arch_code`)", ""]
+    examples = []
     for example in LEGEND_EXAMPLES:
         model = {**default_model, **example}
-        settings = ", ".join(f"{k}={v}" for k, v in example.items())
-        lines.append(f"| {settings} | `{arch_code(model)}` |")
+        examples.append([", ".join(f"{k}={v}" for k, v in example.items()), f"`{arch_code(model)}`"])
+    lines += document.table(["model settings", "arch code"], examples)
     lines.append("")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -156,8 +156,49 @@ def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now
         return ts
 
 
-def list_runs(results: str | Path) -> list[dict]:
-    """Every run folder under `results`, parsed from its name and, where present, its summary and metrics."""
+def read_json_or_reason(path: str | Path) -> tuple[Any, str | None]:
+    """(document, None), or (None, why it cannot be read) for a file that is not readable, UTF-8, JSON."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8")), None
+    except FileNotFoundError:
+        return None, f"{Path(path).name} is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{Path(path).name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _folder_state(folder: Path) -> dict:
+    """status (+ reason, summary) of one run folder from the files it holds, never trusting a summary.json whose
+    evaluation is gone."""
+    if (folder / "train_failed.json").exists():
+        marker, _ = read_json_or_reason(folder / "train_failed.json")
+        reason = marker.get("reason") if isinstance(marker, dict) else "train_failed.json is unreadable"
+        return {"status": "failed", "reason": reason}
+    if (folder / "summary.json").exists():
+        summary, problem = read_json_or_reason(folder / "summary.json")
+        if problem is None and not isinstance(summary, dict):
+            problem = f"summary.json holds a {type(summary).__name__}, not an object"
+        if problem is not None:
+            return {"status": "unreadable", "reason": problem}
+        missing = [name for name in ("metrics.json", "predictions.npz") if not (folder / name).exists()]
+        if missing:
+            # evaluate was rerun and failed, or its output was deleted: the summary's numbers are not backed
+            return {"status": "stale", "summary": summary,
+                    "reason": f"{' and '.join(missing)} missing (evaluation gone or failed); summary.json says "
+                              f"{summary.get('status')!r} from an earlier evaluation: run snakemake again"}
+        return {"status": str(summary.get("status", "unknown")), "summary": summary}
+    if (folder / "metrics.json").exists():
+        return {"status": "evaluated"}
+    if (folder / "train.json").exists():
+        return {"status": "trained"}
+    if (folder / "checkpoints").exists():
+        return {"status": "training"}
+    return {"status": "planned"}
+
+
+def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Every run folder under `results`, parsed from its name, with its stage or status and, where readable, its
+    summary. A folder whose summary.json cannot be read is listed as `unreadable` with the reason (and `warn` is
+    called with a line naming the folder); one whose metrics.json or predictions.npz is gone is `stale`."""
     rows = []
     for folder in sorted(Path(results).glob("*__*__*")):
         if not folder.is_dir():
@@ -167,20 +208,29 @@ def list_runs(results: str | Path) -> list[dict]:
         except naming.NamingError:
             continue
         row = {"run_id": folder.name, "name": run_id.name, "arch": run_id.arch, "ts": run_id.ts,
-               "path": str(folder), "status": "planned"}
-        summary_path = folder / "summary.json"
-        if (folder / "train_failed.json").exists():
-            row["status"] = "failed"
-            row["reason"] = read_json(folder / "train_failed.json").get("reason")
-        elif summary_path.exists():
-            summary = read_json(summary_path)
-            row["status"] = summary.get("status", "unknown")
-            row["summary"] = summary
-        elif (folder / "metrics.json").exists():
-            row["status"] = "evaluated"
-        elif (folder / "train.json").exists():
-            row["status"] = "trained"
-        elif (folder / "checkpoints").exists():
-            row["status"] = "training"
+               "path": str(folder), **_folder_state(folder)}
+        if row["status"] == "unreadable" and warn is not None:
+            warn(f"skipped {folder}: {row['reason']}")
         rows.append(row)
     return rows
+
+
+def planned_run_ids(results: str | Path) -> dict[str, str]:
+    """name -> run id that the latest plan of each config (results/.plan/<key>/run.json) points to."""
+    planned = {}
+    for path in sorted(Path(results).glob(".plan/*/run.json")):
+        run, _ = read_json_or_reason(path)
+        if isinstance(run, dict) and isinstance(run.get("run_id"), str):
+            try:
+                parsed = naming.RunId.parse(run["run_id"])
+            except naming.NamingError:
+                continue
+            planned[parsed.name] = run["run_id"]
+    return planned
+
+
+def recorded_timestamp(results: str | Path, name: str, identity: str) -> str | None:
+    """The timestamp the ledger holds for this name and identity, without minting one."""
+    ledger, _ = read_json_or_reason(_ledger_path(Path(results), name))
+    entry = ledger.get(identity) if isinstance(ledger, dict) else None
+    return entry.get("ts") if isinstance(entry, dict) else None

@@ -75,6 +75,7 @@ RUN_OUTPUTS = [
     "results/{run_id}/predictions.npz",
     "results/{run_id}/summary.json",
     "results/{run_id}/REPORT.md",
+    "results/{run_id}/REPORT.html",
     "results/{run_id}/config.yaml",
     "results/{run_id}/figures",
 ]
