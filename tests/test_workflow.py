@@ -89,10 +89,10 @@ def test_ssvae_arch_prints_the_code_the_folder_gets(base):
     workspace, _ = base
     for name in ["alpha", "beta"]:
         out = subprocess.run([SSVAE, "arch", str(workspace / "configs" / f"{name}.yaml")],
-                             capture_output=True, text=True, check=True).stdout
-        arch, pattern = out.split()
+                             capture_output=True, text=True, check=True, cwd=workspace).stdout
+        arch, run_id = out.split()
         assert folder_of(workspace, name).name.startswith(f"{name}__{arch}__")
-        assert pattern == f"{name}__{arch}__<YYYYmmdd_HHMMSS>"
+        assert run_id == folder_of(workspace, name).name  # the run exists: its real id, not a pattern
 
 
 def test_ssvae_runs_lists_the_runs(base):

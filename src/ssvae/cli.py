@@ -278,7 +278,7 @@ def _show(args) -> int:
         files = (entry.get("value") or {}).get("files") or []
         if entry.get("status") == "disabled":
             continue
-        where = ", ".join(str(folder / f) for f in files) or "-"
+        where = ", ".join(str(folder / f) + ("" if (folder / f).exists() else " (missing)") for f in files) or "-"
         note = f"  ({entry['status']}: {entry.get('reason')})" if entry.get("status") != "success" else ""
         print(f"  {name}: {where}{note}")
     for doc in ("REPORT.md", "REPORT.html"):
