@@ -193,10 +193,10 @@ def test_a_sweep_of_many_points_stays_readable(tmp_path, template):
                                  accuracy=0.5 + point / 100 + seed / 1000, baseline=0.6, elbo=-100.0, seed=seed,
                                  group=f"big-lr{point}", config_source="configs/big.yaml",
                                  sweep_point={"model.learning_rate": point, "model.random_seed": seed},
-                                 model={"learning_rate": 0.001 * (point + 1)})
+                                 model={"learning_rate": 0.001 * (point + 1)}, report_md=False)
     for i in range(25):
         write_summary_folder(results, template, f"solo{i}__mix10_head_plain__20250103_0000{i:02d}", accuracy=0.4,
-                             baseline=0.6, elbo=-100.0, prior="mixture", seed=i)
+                             baseline=0.6, elbo=-100.0, prior="mixture", seed=i, report_md=False)
     out = compare.compare_runs(results)
     assert len(out["ranked"]) == 55 and len(out["rows"]) == 115
     text = (results / "COMPARISON.md").read_text()

@@ -78,6 +78,7 @@ def test_a_standard_prior_report_lists_disabled_items_with_reasons(tmp_path):
 
 
 FEW_PLOTS = {"skip_plots": ["latent_by_label", "reconstructions", "samples", "calibration", "confusion_matrix"]}
+NO_PLOTS = {"skip_plots": list(plots.PLOT_NAMES)}
 
 
 def test_a_failed_plot_makes_the_run_partial_and_says_why(tmp_path):
@@ -124,7 +125,7 @@ def test_format_value_keeps_lines_short():
 
 
 def test_the_headline_carries_the_standard_error_and_the_gain_over_the_baseline(tmp_path):
-    run_dir, _ = build(tmp_path, report=FEW_PLOTS)
+    run_dir, _ = build(tmp_path, report=NO_PLOTS)
     summary = strict_loads((run_dir / "summary.json").read_text())
     head = summary["headline"]
     n = head["num_examples"]
@@ -143,7 +144,7 @@ def section_of(text, heading):
 
 
 def test_the_config_table_shows_the_keys_that_act_and_folds_the_rest(tmp_path):
-    run_dir, _ = build(tmp_path, MIXTURE, report=FEW_PLOTS)
+    run_dir, _ = build(tmp_path, MIXTURE, report=NO_PLOTS)
     model = section_of((run_dir / "REPORT.md").read_text(), "### model")
     shown, folded = model.split("<details>")
     for key in ("num_components", "tau_smoothing_alpha", "sigma_max", "kl_c_weight", "latent_dim"):
@@ -155,7 +156,7 @@ def test_the_config_table_shows_the_keys_that_act_and_folds_the_rest(tmp_path):
         assert f"| `{key}` |" in folded and why in folded
         assert f"| `{key}` |" not in shown
     (tmp_path / "std").mkdir()
-    standard = section_of((build(tmp_path / "std", report=FEW_PLOTS)[0] / "REPORT.md").read_text(), "### model")
+    standard = section_of((build(tmp_path / "std", report=NO_PLOTS)[0] / "REPORT.md").read_text(), "### model")
     shown, folded = standard.split("<details>")
     assert "| `num_components` |" in folded and "| `dropout_rate` |" in shown
     assert "| `sigma_max` |" in folded and "use_heteroscedastic_decoder is off" in folded
@@ -164,7 +165,7 @@ def test_the_config_table_shows_the_keys_that_act_and_folds_the_rest(tmp_path):
 def test_cells_with_a_bar_stay_one_cell_in_markdown_and_html(tmp_path):
     from markdown_it import MarkdownIt
 
-    run_dir, _ = build(tmp_path, MIXTURE, report=FEW_PLOTS, experiment={"description": "a | b <script>x</script>"})
+    run_dir, _ = build(tmp_path, MIXTURE, report=NO_PLOTS, experiment={"description": "a | b <script>x</script>"})
     text = (run_dir / "REPORT.md").read_text()
     html = MarkdownIt("commonmark").enable("table").render(text)
     assert "<script>" not in html and "a | b &lt;script&gt;" in html

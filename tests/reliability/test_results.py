@@ -52,7 +52,7 @@ def test_a_corrupt_summary_is_skipped_by_compare_with_a_warning_naming_the_folde
     assert f"| {BAD} | unreadable |" in text.split("## Runs not ranked")[1]
 
 
-@pytest.mark.parametrize("kind", sorted(CORRUPTIONS))
+@pytest.mark.parametrize("kind", ["truncated", "not_utf8"])
 def test_a_corrupt_summary_is_skipped_by_ssvae_runs(results, kind):
     (results / BAD / "summary.json").write_bytes(CORRUPTIONS[kind])
     done = subprocess.run([SSVAE, "runs", "--results", str(results)], capture_output=True, text=True)
