@@ -159,3 +159,15 @@ def test_the_command_line_entry_point(results):
     done = subprocess.run([SSVAE, "runs", "--results", str(results), "--arch", "std"], capture_output=True,
                           text=True, check=True)
     assert ids(done.stdout) == ["plain__std_head_plain__20250110_080000"]
+
+
+def test_listing_and_comparing_runs_import_neither_jax_nor_scikit_learn_nor_matplotlib():
+    """`ssvae runs` stays quick at hundreds of runs; matplotlib loads only when compare draws."""
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.cli, ssvae.compare; "
+                           "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax', 'matplotlib') "
+                           "if m in sys.modules))"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.report; "
+                           "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax') if m in sys.modules))"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -230,3 +230,11 @@ def test_constant_and_zero_terms_get_no_panel_and_are_listed_with_their_value(tm
     assert any("Dirichlet" in ax.get_title() for ax in plots.plot_loss_curves(inputs).axes)
     assert plots.constant_value(np.array([1.0, 1.0 + 1e-9]), None) == pytest.approx(1.0)
     assert plots.constant_value(np.array([1.0, 1.01])) is None
+
+
+def test_sigma_maps_say_when_sigma_is_clipped(tmp_path):
+    inputs = inputs_for(tmp_path, {**MIXTURE, "sigma_min": 0.05, "sigma_max": 0.06})
+    assert "clipped, not learned" in plots.plot_sigma_maps(inputs)._suptitle.get_text()
+    (tmp_path / "spread").mkdir()
+    spread = inputs_for(tmp_path / "spread", {**MIXTURE, "sigma_min": 0.01, "sigma_max": 5.0})
+    assert "clipped" not in plots.plot_sigma_maps(spread)._suptitle.get_text()

@@ -580,7 +580,12 @@ def plot_sigma_maps(inputs: PlotInputs) -> Figure:
     box_ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     titles = [[f"σ={sigma[i]:.3f}" for i in row] for row in extremes]
     _image_grid(bottom, [images[0], images[1]], ["lowest σ", "highest σ"], titles)
-    fig.suptitle(f"Heteroscedastic decoder: per-image σ on the {inputs.split} split")
+    title = f"Heteroscedastic decoder: per-image σ on the {inputs.split} split"
+    for bound, name in ((model.sigma_max, "σ_max"), (model.sigma_min, "σ_min")):
+        share = float(np.isclose(sigma, bound, rtol=1e-4, atol=1e-7).mean())
+        if share > 0.5:  # a near-uniform colour map is clipping, not an empty plot
+            title += f"\nσ = {name} = {bound:g} for {100 * share:.0f}% of the images: clipped, not learned"
+    fig.suptitle(title)
     return fig
 
 
