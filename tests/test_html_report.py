@@ -88,3 +88,12 @@ def test_the_report_shows_the_ranked_comparison_and_each_runs_numbers(built_repo
         for warning in summaries["alpha"]["warnings"]:
             assert warning.split(":")[0] in page
         assert "Configuration" in page and "Metrics" in page
+
+        # a sweep's figures sit under its config file's category, labelled by run and figure
+        open_view(browser, "beta", "loss_curves")
+        figures = browser.evaluate("document.querySelector('#app').innerText")
+        beta = folders["beta-s42"].name.split("__")
+        assert f"{beta[0]}\tloss_curves\t{beta[2]}" in figures
+        assert browser.wait_for("(() => { const i = document.querySelector('img[src^=\"data:image/png\"]');"
+                                " return i && i.naturalWidth > 300; })()")
+        browser.screenshot(shots / "report_figure_loss_curves.png")

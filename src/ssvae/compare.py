@@ -280,16 +280,17 @@ def _acts(entry: dict, key: str) -> bool:
 
 def differing_keys(entries: list[dict]) -> list[str]:
     """Config keys whose values differ between the entries, among the entries on whose model they act; keys the
-    arch code names are left out."""
+    arch code names are left out. Keys that act on more of the entries come first (fewer 'n/a' cells in the
+    first columns), then by name."""
     flats = [(_entry_config(e), e) for e in entries]
     keys = sorted({k for flat, _ in flats for k in flat} - ARCH_KEYS)
     differ = []
     for key in keys:
-        values = {json.dumps(flat.get(key), sort_keys=True, default=str) for flat, e in flats
-                  if key in flat and _acts(e, key)}
-        if len(values) > 1:
-            differ.append(key)
-    return differ
+        acting = [json.dumps(flat.get(key), sort_keys=True, default=str) for flat, e in flats
+                  if key in flat and _acts(e, key)]
+        if len(set(acting)) > 1:
+            differ.append((-len(acting), key))
+    return [key for _, key in sorted(differ)]
 
 
 def key_header(key: str) -> str:
@@ -407,6 +408,7 @@ def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
     for e in entries:
         if e.get("sweep"):
             buckets.setdefault((e["sweep"], e["arch"]), []).append(e)
+    buckets = {key: members for key, members in buckets.items() if len(members) > 1}
     if not buckets:
         return []
     rows = []

@@ -99,7 +99,7 @@ def test_the_compare_job_survives_a_corrupt_summary_and_rewrites_comparison_md(t
     text = (workspace / "results" / "COMPARISON.md").read_text()
     apart = text.split("## Runs not ranked")[1]
     assert f"| {ghost.name} | unreadable |" in apart and f"| {alpha.name} | unreadable |" in apart
-    assert "[beta](beta__" in text  # the good run is still ranked
+    assert "[beta-s42](beta-s42__" in text  # the good run is still ranked
     log = (workspace / "results" / "logs" / "compare.log").read_text()
     assert f"warning: skipped results/{ghost.name}: summary.json is not valid JSON" in log
 
@@ -117,4 +117,4 @@ def test_a_failed_evaluate_after_forcerun_leaves_no_success_behind(trained_works
     listed = subprocess.run([SSVAE, "runs", "--results", str(workspace / "results"), "--json"], capture_output=True,
                             text=True, check=True).stdout
     status = {r["name"]: r["status"] for r in json.loads(listed)}
-    assert status == {"alpha": "stale", "beta": "success"}
+    assert status == {"alpha": "stale", "beta-s42": "success"}

@@ -145,6 +145,12 @@ def report_section(wildcards):
     }
 
 
+def figures_category(wildcards):
+    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
+    plan = effective_of_run(wildcards)
+    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
+
+
 def run_outputs_of(plan_key, patterns=RUN_OUTPUTS):
     """An input function for one plan: its run folder's files once derive_arch_code has named the run.
 

@@ -1,9 +1,3 @@
-def figures_category(wildcards):
-    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
-    plan = effective_of_run(wildcards)
-    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
-
-
 rule report:
     input:
         validated=validated_of_run,
