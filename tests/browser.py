@@ -9,6 +9,7 @@ as the protocol sees every frame) and takes screenshots.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import shutil
@@ -25,6 +26,8 @@ APT_TIMEOUT = 240
 
 def find_chromium() -> tuple[str | None, str]:
     """(path of a chromium binary, how it was found) or (None, why not)."""
+    if not shutil.which("bash"):
+        return None, "bash is needed to hand chromium its DevTools pipe"
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path:
@@ -52,6 +55,12 @@ class BrowserError(RuntimeError):
     pass
 
 
+def _above_9(fd: int) -> int:
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return moved
+
+
 class Browser:
     """One headless Chromium process with a fresh profile, one page, commands over --remote-debugging-pipe."""
 
@@ -59,10 +68,13 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
+        # the browser's ends move above fd 9, so that placing them at 3 and 4 cannot clobber one with the other
+        to_chrome_r, from_chrome_w = _above_9(to_chrome_r), _above_9(from_chrome_w)
         command = " ".join([binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
                             "--remote-debugging-pipe", "about:blank"])
-        # the protocol pipe must be fd 3 (commands in) and fd 4 (replies out) in the browser
-        self.process = subprocess.Popen(["sh", "-c", f"exec {command} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
+        # the protocol pipe must be fd 3 (commands in) and fd 4 (replies out) in the browser: bash places them
+        # (dash reads only one-digit descriptors in a redirection)
+        self.process = subprocess.Popen(["bash", "-c", f"exec {command} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
                                         pass_fds=(to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
