@@ -328,6 +328,9 @@ def _diff(args) -> int:
             va, vb = a.get(m), b.get(m)
             delta = (f"{vb - va:+.4g}" if isinstance(va, (int, float)) and isinstance(vb, (int, float))
                      and not isinstance(va, bool) else "")
+            if m == "accuracy" and delta and a.get("accuracy_se") is not None and b.get("accuracy_se") is not None:
+                se = (a["accuracy_se"] ** 2 + b["accuracy_se"] ** 2) ** 0.5  # the two runs' test errors
+                delta += f" ± {se:.2g} (SE)"
             table.append((m, _fmt(va, 4), _fmt(vb, 4), delta))
         widths = [max(len(r[i]) for r in table) for i in range(4)]
         for r in table:
