@@ -1,5 +1,7 @@
 """A real headless Chromium driven over the DevTools protocol on a pipe (no extra Python package).
 
+Time limits are generous: a first start right after installing, on a loaded 2-core machine, took 20 s.
+
 `find_chromium()` returns the browser, installing Debian's `chromium` with apt when it is missing and this
 process may (root, Debian); otherwise it returns None and the reason, for the test to skip with.
 `Browser` opens a page, runs JavaScript in it, reads the text of any frame (cross-origin iframes included,
@@ -101,7 +103,7 @@ class Browser:
         message, self._buffer = self._buffer.split(b"\0", 1)
         return json.loads(message)
 
-    def call(self, method: str, session: str | None = None, timeout: float = 30.0, **params) -> dict:
+    def call(self, method: str, session: str | None = None, timeout: float = 60.0, **params) -> dict:
         self._next_id += 1
         request = {"id": self._next_id, "method": method, "params": params}
         if session:
@@ -120,7 +122,7 @@ class Browser:
         return self.call(method, session=self.session, **params)
 
     # what a test does ----------------------------------------------------------------------------
-    def open(self, url: str, timeout: float = 30.0) -> None:
+    def open(self, url: str, timeout: float = 90.0) -> None:
         """Navigate and wait until the page's load event fired."""
         self.events.clear()
         self.page("Page.navigate", url=url)
@@ -138,7 +140,7 @@ class Browser:
             raise BrowserError(f"{expression[:80]}...: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 20.0, context: int | None = None):
+    def wait_for(self, expression: str, timeout: float = 60.0, context: int | None = None):
         """Poll a JavaScript expression until it is truthy; return its value."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -148,7 +150,7 @@ class Browser:
             time.sleep(0.1)
         raise BrowserError(f"timed out waiting for {expression[:120]}")
 
-    def frame_text(self, url_prefix: str, timeout: float = 20.0) -> str:
+    def frame_text(self, url_prefix: str, timeout: float = 60.0) -> str:
         """innerText of the (first) child frame whose URL starts with `url_prefix` (e.g. `data:text/html`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
