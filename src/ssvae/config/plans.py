@@ -10,11 +10,11 @@ from pathlib import Path
 
 from .. import naming
 from .legacy import normalise_legacy
-from .loading import read_yaml
+from .loading import Loaded, read_config
 from .rules import semantic_errors
 from .schema import fill, schema_errors
-from .sweeps import SEED_KEY, plan_key, point_label, set_dotted, sweep_points
-from .types import DATASETS, ConfigError, ConfigErrors, Experiment
+from .sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
+from .types import DATASETS, ConfigError, ConfigErrors, Experiment, shorten
 
 
 def run_identity(effective: dict) -> str:
@@ -89,18 +89,69 @@ def resolve(effective: dict, source: Path) -> None:
         data["path"] = str(data["path"])
 
 
-def plan_keys(path: Path) -> list[str]:
-    """Cheap planning used at Snakefile parse time: read the YAML, expand the sweep, validate nothing."""
-    raw, errors = read_yaml(Path(path))
+def _line_of(key: str, lines: dict[str, int], point: dict) -> int | None:
+    """The line a dotted key was written on: its own, its list's, or the sweep entry that set it."""
+    for written in point:
+        if key == written or key.startswith(written + "."):
+            return lines.get("sweep.seeds" if written == SEED_KEY and "sweep.seeds" in lines else f"sweep.grid.{written}")
+    if key in lines:
+        return lines[key]
+    parent, _, last = key.rpartition(".")
+    return lines.get(parent) if last.isdigit() else None
+
+
+def _located(errors: list[ConfigError], lines: dict[str, int], point: dict | None = None) -> list[ConfigError]:
+    return [e.with_line(_line_of(e.key, lines, point or {})) for e in errors]
+
+
+def _sweep_stage(source: Path, loaded: Loaded) -> tuple[list[dict] | None, list[ConfigError]]:
+    """The sweep's points, or the errors that stop it from being expanded (schema, grid keys, size)."""
+    sweep = loaded.raw.get("sweep")
+    if sweep is None:
+        return [{}], []
+    errors = schema_errors({"sweep": sweep}, str(source)) or sweep_errors(loaded.raw, str(source))
     if errors:
-        return [plan_key(Path(path), {})]
-    return [plan_key(Path(path), point) for point in sweep_points(raw)]
+        return None, _located(errors, loaded.lines)
+    return sweep_points(loaded.raw), []
 
 
-def _plan_one(source: Path, raw: dict, point: dict, base_warnings: list[str]) -> Plan:
+def plan_keys(path: str | Path) -> list[str]:
+    """The plan keys of one config file, read cheaply at Snakefile parse time; never raises.
+
+    Whatever is wrong with the file (encoding, YAML, size, name, sweep), it gets one usable key and its
+    validate_config job reports the error.
+    """
+    source = Path(path)
+    try:
+        loaded = read_config(source)
+        if loaded.errors:
+            return [stem_key(source)]
+        points, errors = _sweep_stage(source, loaded)
+        if errors:
+            return [stem_key(source)]
+        return list(dict.fromkeys(plan_key(source, point) for point in points))
+    except Exception:  # noqa: BLE001  (parse time must survive any file; the validate_config job reports it)
+        return [stem_key(source)]
+
+
+def _name_findings(effective: dict, point: dict, file: str, warnings: list[str]) -> list[ConfigError]:
+    """A run name cut to 64 characters is a warning; a sweep label with nothing usable is an error."""
+    errors = []
+    if point and label_key(point).startswith("point-"):
+        errors.append(ConfigError(file, "sweep", point_label(point),
+                                  "this sweep point's label is empty after sanitising, so its run name would not "
+                                  "say which point it is", allowed="grid values with letters or digits"))
+    name = effective["experiment"]["name"]
+    if naming.is_cut(name):
+        warnings.append(f"{file}: experiment name {shorten(name)} is over {naming.MAX_NAME_LENGTH} characters once "
+                        f"sanitised and is cut to {naming.sanitize_name(name)!r}; names cut alike share a run folder")
+    return errors
+
+
+def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str]) -> Plan:
     file = str(source)
     warnings = list(base_warnings)
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(loaded.raw)
     raw.pop("sweep", None)
     errors: list[ConfigError] = []
     for key, value in point.items():
@@ -113,7 +164,7 @@ def _plan_one(source: Path, raw: dict, point: dict, base_warnings: list[str]) ->
     errors += legacy_errors
     errors += schema_errors(raw, file)
     if errors:
-        return Plan(file, key, point, None, errors, warnings)
+        return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings)
     effective = fill(raw)
     resolve(effective, source)
     base = effective["experiment"]["name"]
@@ -121,43 +172,49 @@ def _plan_one(source: Path, raw: dict, point: dict, base_warnings: list[str]) ->
     group = f"{base}-{point_label(group_point)}" if group_point else base
     if point:
         effective["experiment"]["name"] = f"{base}-{point_label(point)}"
-    errors = semantic_errors(effective, file, warnings)
+    errors = _name_findings(effective, point, file, warnings) + semantic_errors(effective, file, warnings)
     if errors:
-        return Plan(file, key, point, None, errors, warnings)
+        return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings)
     effective["experiment"]["name"] = naming.sanitize_name(effective["experiment"]["name"])
     return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group))
+
+
+def _reject_shared(plans: list[Plan], attribute: str, message: str) -> None:
+    """Every plan that shares its name (or key) with another gets an error: they would share a run."""
+    values = [getattr(p, attribute) for p in plans]
+    shared = {v for v in values if v is not None and values.count(v) > 1}
+    for plan in plans:
+        if getattr(plan, attribute) in shared and not any(e.key == "sweep" and e.message == message
+                                                         for e in plan.errors):
+            plan.errors.append(ConfigError(plan.source, "sweep", getattr(plan, attribute), message))
+            plan.effective = None
 
 
 def load_plans(path: str | Path) -> list[Plan]:
     """Read one config file and return a Plan per run it asks for (one, or one per sweep point)."""
     source = Path(path)
-    raw, errors = read_yaml(source)
+    loaded = read_config(source)
+    if loaded.errors:
+        return [Plan(str(source), stem_key(source), {}, None, loaded.errors, [])]
+    points, errors = _sweep_stage(source, loaded)
     if errors:
-        return [Plan(str(source), plan_key(source, {}), {}, None, errors, [])]
-    warnings: list[str] = []
-    sweep = raw.get("sweep")
-    if sweep is not None:
-        sweep_errors = schema_errors({"sweep": sweep}, str(source))
-        if sweep_errors:
-            return [Plan(str(source), plan_key(source, {}), {}, None, sweep_errors, [])]
-    plans = [_plan_one(source, raw, point, warnings) for point in sweep_points(raw)]
-    names = [p.name for p in plans if p.ok]
-    if len(set(names)) != len(names):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        for plan in plans:
-            if plan.ok and plan.name in dupes:
-                plan.errors.append(ConfigError(str(source), "sweep", plan.name,
-                                               "two sweep points give the same run name (shorten experiment.name)"))
-                plan.effective = None
+        return [Plan(str(source), stem_key(source), {}, None, errors, [])]
+    plans = [_plan_one(source, loaded, point, []) for point in points]
+    _reject_shared(plans, "name", "two sweep points give the same run name (shorten experiment.name)")
+    _reject_shared(plans, "key", "two sweep points give the same plan key (their labels differ only in "
+                   "characters that sanitising drops)")
     return plans
 
 
 def load_plan(path: str | Path, key: str) -> Plan:
-    """The plan with this key from a config file."""
-    for plan in load_plans(path):
+    """The plan with this key from a config file (a plan carrying an error if the file has no such run)."""
+    plans = load_plans(path)
+    for plan in plans:
         if plan.key == key:
             return plan
-    raise KeyError(f"{path} has no run with key {key!r}")
+    return Plan(str(path), key, {}, None, [ConfigError(
+        str(path), "", key, "this config has no run with this plan key; the file changed after Snakemake planned "
+        "it, so run snakemake again")], [])
 
 
 def load_experiment(path: str | Path) -> Experiment:
