@@ -158,7 +158,8 @@ def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str
         try:
             set_dotted(raw, key, value)
         except (KeyError, AttributeError):
-            errors.append(ConfigError(file, f"sweep.grid.{key}", value, "cannot set this key"))
+            errors.append(ConfigError(file, f"sweep.grid.{key}", value,
+                                      "cannot set this key: the section it points into is not a mapping"))
     key = plan_key(source, point)
     raw, legacy_errors = normalise_legacy(raw, file, warnings)
     errors += legacy_errors
