@@ -228,6 +228,13 @@ def split_index(y: np.ndarray, cfg: DataConfig, official_test: bool) -> SplitInd
     return SplitIndex(train=train, val=val, test=test, labeled=labeled)
 
 
+def training_size(total: int, cfg: DataConfig, official_test: bool) -> int:
+    """How many training images `split_index` keeps (after the test and validation splits), by arithmetic."""
+    pool = total if official_test else total - math.ceil(cfg.test_split * total)
+    pool = cfg.num_samples if cfg.num_samples is not None else pool
+    return pool - max(1, round(pool * cfg.val_split))
+
+
 def _floor_share(n: int, counts: np.ndarray, total: int) -> np.ndarray:
     return (n * counts) // total
 

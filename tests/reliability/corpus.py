@@ -172,6 +172,12 @@ CORPUS: list[Bad] = [
     bad("giant-latent-dim", "model: {latent_dim: 1000000}\n", "model.latent_dim", "<= 4096"),
     bad("giant-components", "model: {prior_type: mixture, num_components: 1000000000}\n", "model.num_components",
         "<= 4096"),
+    bad("huge-networks", "model: {hidden_dims: [65536, 65536, 65536]}\n", "model.hidden_dims",
+        "would hold about", "at most 100,000,000 weights"),
+    bad("huge-decentralized", "model: {prior_type: mixture, latent_layout: decentralized, num_components: 4096, "
+        "latent_dim: 4096}\n", "model.hidden_dims", "would hold about"),
+    bad("vamp-more-components-than-images", "data: {dataset: digits, num_samples: 100, num_labeled: 20}\n"
+        "model: {prior_type: vamp, num_components: 200}\n", "model.num_components", "pseudo-inputs", "<= 90"),
     bad("negative-kl-weight", "model: {kl_weight: -1}\n", "model.kl_weight", "out of range"),
     # --- splits and data files ----------------------------------------------------------------------------------
     bad("tiny-test-split", "data: {dataset: digits, test_split: 0.001}\n", "data.test_split", "test split",

@@ -7,6 +7,8 @@ as the real `ssvae` command under a memory limit and a timeout, so a hang or a b
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import resource
 import subprocess
 import sys
@@ -175,6 +177,11 @@ def test_the_cheap_split_check_never_passes_a_split_that_lacks_a_class(seed):
     except data.DataError:
         assert not surely
         return
+    num_samples = int(rng.integers(20, 1000))
+    sampled = dataclasses.replace(cfg, num_samples=num_samples, num_labeled=min(cfg.num_labeled, 10))
+    with contextlib.suppress(data.DataError):
+        assert len(data.split_index(y, sampled, False).train) == data.training_size(len(y), sampled, False)
+    assert len(index.train) == data.training_size(len(y), cfg, official_test=False)
     if surely:
         assert data.missing_classes(y, None, index, 10) == {}
 
@@ -201,3 +208,21 @@ def test_the_real_command_is_bounded(corpus, item_id):
     assert "Traceback" not in proc.stderr
     assert str(paths[item_id]) in proc.stderr
     assert all(words in proc.stderr for words in BY_ID[item_id].expect), proc.stderr
+
+
+def test_one_point_of_a_large_sweep_is_planned_alone(tmp_path):
+    """A validate_config job plans its own point (cheap names and keys of the others find collisions)."""
+    path = tmp_path / "big_sweep.yaml"
+    path.write_text("data: {dataset: digits}\nsweep: {grid: {model.latent_dim: [%s]}, seeds: [0, 1, 1]}\n"
+                    % ", ".join(map(str, range(1, 801))))
+    keys = config.plan_keys(path)
+    assert len(keys) == 1600  # seed 1 twice: one key per (latent_dim, seed)
+    plan = config.load_plan(path, keys[-1])
+    assert not plan.ok and "same run name" in str(plan.errors[0])
+    plan = config.load_plan(path, keys[0])
+    assert plan.ok and plan.name == "big_sweep-z1-s0"
+    every = config.load_plans(path)
+    assert [p.key for p in every] == [k for k in keys for _ in range(1 + k.endswith("-s1"))]
+    by_key = {p.key: p for p in every}
+    for key in keys[:: len(keys) // 7]:
+        assert config.load_plan(path, key).to_dict() == by_key[key].to_dict()

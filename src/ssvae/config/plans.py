@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 from .. import naming
@@ -180,39 +181,64 @@ def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str
     return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group))
 
 
-def _reject_shared(plans: list[Plan], attribute: str, message: str) -> None:
-    """Every plan that shares its name (or key) with another gets an error: they would share a run."""
-    values = [getattr(p, attribute) for p in plans]
-    shared = {v for v in values if v is not None and values.count(v) > 1}
-    for plan in plans:
-        if getattr(plan, attribute) in shared and not any(e.key == "sweep" and e.message == message
-                                                         for e in plan.errors):
-            plan.errors.append(ConfigError(plan.source, "sweep", getattr(plan, attribute), message))
+def _run_name(raw: dict, point: dict, source: Path) -> str | None:
+    """The run name a point gets (as `_plan_one` makes it), computed without validating anything."""
+    experiment = raw.get("experiment")
+    base = point.get("experiment.name", experiment.get("name") if isinstance(experiment, dict) else None)
+    base = source.stem if base is None else str(base)
+    try:
+        return naming.sanitize_name(f"{base}-{point_label(point)}" if point else base)
+    except naming.NamingError:
+        return None
+
+
+_SHARED_NAME = "two sweep points give the same run name (shorten experiment.name)"
+_SHARED_KEY = "two sweep points give the same plan key (their labels differ only in characters sanitising drops)"
+
+
+def _plans(source: Path, wanted: str | None = None) -> list[Plan]:
+    """Every plan of a config file, or only those with the plan key `wanted`.
+
+    Points that would share a run name or a plan key are errors, found from every point's name and key
+    (cheap) so that planning one point of a large sweep does not validate all of them.
+    """
+    file = str(source)
+    loaded = read_config(source)
+    if loaded.errors:
+        return [Plan(file, wanted or stem_key(source), {}, None, loaded.errors, [])]
+    points, errors = _sweep_stage(source, loaded)
+    if errors:
+        return [Plan(file, wanted or stem_key(source), {}, None, errors, [])]
+    keys = [plan_key(source, point) for point in points]
+    names = [_run_name(loaded.raw, point, source) for point in points]
+    key_counts, name_counts = Counter(keys), Counter(n for n in names if n is not None)
+    plans = []
+    for point, key, name in zip(points, keys, names):
+        if wanted is not None and key != wanted:
+            continue
+        plan = _plan_one(source, loaded, point, [])
+        shared = ([ConfigError(file, "sweep", name, _SHARED_NAME)] if name_counts[name] > 1 else []) + (
+            [ConfigError(file, "sweep", key, _SHARED_KEY)] if key_counts[key] > 1 else [])
+        if shared:
+            plan.errors += _located(shared, loaded.lines)
             plan.effective = None
+        plans.append(plan)
+    return plans
 
 
 def load_plans(path: str | Path) -> list[Plan]:
     """Read one config file and return a Plan per run it asks for (one, or one per sweep point)."""
-    source = Path(path)
-    loaded = read_config(source)
-    if loaded.errors:
-        return [Plan(str(source), stem_key(source), {}, None, loaded.errors, [])]
-    points, errors = _sweep_stage(source, loaded)
-    if errors:
-        return [Plan(str(source), stem_key(source), {}, None, errors, [])]
-    plans = [_plan_one(source, loaded, point, []) for point in points]
-    _reject_shared(plans, "name", "two sweep points give the same run name (shorten experiment.name)")
-    _reject_shared(plans, "key", "two sweep points give the same plan key (their labels differ only in "
-                   "characters that sanitising drops)")
-    return plans
+    return _plans(Path(path))
 
 
 def load_plan(path: str | Path, key: str) -> Plan:
-    """The plan with this key from a config file (a plan carrying an error if the file has no such run)."""
-    plans = load_plans(path)
-    for plan in plans:
-        if plan.key == key:
-            return plan
+    """The plan with this key from a config file (a plan carrying an error if the file has no such run).
+
+    Validates only that run: each validate_config job of a large sweep does its own point's work.
+    """
+    plans = _plans(Path(path), wanted=key)
+    if plans:
+        return plans[0]
     return Plan(str(path), key, {}, None, [ConfigError(
         str(path), "", key, "this config has no run with this plan key; the file changed after Snakemake planned "
         "it, so run snakemake again")], [])

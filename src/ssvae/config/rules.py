@@ -268,13 +268,18 @@ def splits_hold_every_class(eff: dict, out: Findings) -> None:
     try:
         y, y_test = data.labels(cfg.dataset, cfg.path)
         if data.surely_holds_every_class(np.bincount(y, minlength=num_classes), cfg, official) and (
-                y_test is None or np.bincount(y_test, minlength=num_classes).min() > 0):
+                y_test is None or np.bincount(y_test, minlength=num_classes).min() > 0) and (
+                eff["model"]["prior_type"] != "vamp"
+                or eff["model"]["num_components"] <= data.training_size(len(y), cfg, official)):
             return
         index = data.split_index(y, cfg, official)
     except data.DataError as exc:
         out.error(exc.key or "data.path", exc.value if exc.key else d["path"], str(exc).removeprefix("data.path: "),
                   allowed=exc.allowed)
         return
+    if eff["model"]["prior_type"] == "vamp" and eff["model"]["num_components"] > len(index.train):
+        out.error("model.num_components", eff["model"]["num_components"], "the VampPrior's pseudo-inputs start as "
+                  f"distinct training images, and there are {len(index.train)}", allowed=f"<= {len(index.train)}")
     for split, classes in data.missing_classes(y, y_test, index, num_classes).items():
         if split == "test" and official:
             out.error("data.path", d["path"], f"the official test split holds no image of class(es) "
@@ -285,6 +290,34 @@ def splits_hold_every_class(eff: dict, out: Findings) -> None:
                   f"the {split} split holds no image of class(es) {', '.join(map(str, classes))} "
                   f"(num_samples={d['num_samples']}, val_split={d['val_split']}, test_split={d['test_split']})",
                   allowed=f"splits with every class; change {_SPLIT_KEYS[split]}")
+
+
+MAX_PARAMETERS = 100_000_000
+
+
+def dense_parameter_count(m: dict) -> int:
+    """About how many weights the dense networks hold: encoder and mirrored decoder over hidden_dims, the
+    latent heads (one per component in the decentralized layout), the classifier head, the pseudo-inputs."""
+    pixels = m["input_hw"][0] * m["input_hw"][1]
+    chain = [pixels, *m["hidden_dims"]]
+    trunk = sum(a * b for a, b in zip(chain, chain[1:]))
+    copies = m["num_components"] if m["latent_layout"] == "decentralized" else 1
+    last = chain[-1]
+    heads = last * (2 * copies * m["latent_dim"] + m["num_components"])
+    decoder_in = (m["latent_dim"] + (m["component_embedding_dim"] or 0)) * last
+    classifier = last * last * 2 + last * m["num_classes"]
+    pseudo = m["num_components"] * pixels if m["prior_type"] == "vamp" else 0
+    return 2 * trunk + heads + decoder_in + classifier + pseudo
+
+
+@rule
+def networks_fit_in_memory(eff: dict, out: Findings) -> None:
+    m = eff["model"]
+    count = dense_parameter_count(m)
+    if count > MAX_PARAMETERS:
+        out.error("model.hidden_dims", m["hidden_dims"], f"the networks would hold about {count:,} weights "
+                  "(from hidden_dims, latent_dim, num_components and the layout); training could not fit them",
+                  allowed=f"settings that give at most {MAX_PARAMETERS:,} weights")
 
 
 @rule
