@@ -102,7 +102,9 @@ def _line_of(key: str, lines: dict[str, int], point: dict) -> int | None:
 
 
 def _located(errors: list[ConfigError], lines: dict[str, int], point: dict | None = None) -> list[ConfigError]:
-    return [e.with_line(_line_of(e.key, lines, point or {})) for e in errors]
+    """The errors with the line of their key where it was written, in the order of the file."""
+    located = [e.with_line(_line_of(e.key, lines, point or {})) for e in errors]
+    return sorted(located, key=lambda e: (e.line is None, e.line or 0))
 
 
 def _sweep_stage(source: Path, loaded: Loaded) -> tuple[list[dict] | None, list[ConfigError]]:
