@@ -208,6 +208,10 @@ CORPUS: list[Bad] = [
     bad("wrong-input-hw", "data: {dataset: digits}\nmodel: {input_hw: [28, 28]}\n", "model.input_hw",
         "does not match"),
     bad("wrong-num-classes", "model: {num_classes: 5}\n", "model.num_classes", "has 10 classes"),
+    bad("unknown-skip-metric", "evaluation: {skip_metrics: [acuracy]}\n", "evaluation.skip_metrics.0",
+        "no metric of this name", "did you mean 'accuracy'"),
+    bad("unknown-skip-plot", "report: {skip_plots: [loss_curve]}\n", "report.skip_plots.0", "no plot of this name",
+        "did you mean 'loss_curves'"),
     # --- semantic rules ----------------------------------------------------------------------------------------
     bad("tau-without-mixture", "model: {use_tau_classifier: true}\n", "model.use_tau_classifier",
         "needs a mixture-based prior"),

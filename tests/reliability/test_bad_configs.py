@@ -52,7 +52,7 @@ def test_bad_config_is_rejected_readably(corpus, capsys, item_id):
     assert "Traceback" not in output
     assert f"{paths[item_id]}" in output, output  # the file is named
     if item.key:
-        assert f": {item.key}: " in output, output  # the dotted key is named
+        assert f": {item.key}: " in output and "(got " in output, output  # the dotted key and the value
     for words in item.expect:
         assert words in output, output
     assert len(output) < 6000, f"{len(output):,} characters of output"  # long values are shortened
@@ -150,6 +150,25 @@ def test_long_name_is_cut_with_a_warning(tmp_path):
     assert plan.ok and plan.name == "a" * 64
     assert any("is cut to" in w for w in plan.warnings)
     assert plan.to_dict()["warnings"] == plan.warnings  # validated.json carries them into summary.json
+
+
+def test_the_cut_name_warning_reaches_summary_json(tmp_path):
+    """Through the real stages (a non-neural model stands in for training, see synthetic_run)."""
+    from ssvae import runs, stages
+    from synthetic_run import make_run
+
+    path = tmp_path / "long.yaml"
+    path.write_text(f"experiment: {{name: {'b' * 80}}}\ndata: {{dataset: digits, num_samples: 300, "
+                    "num_labeled: 30}\nreport: {dpi: 50, skip_plots: [samples, reconstructions, latent_by_label]}\n")
+    results = tmp_path / "results"
+    validated, run_json = results / ".plan/long/validated.json", results / ".plan/long/run.json"
+    stages.validate_config(path, "long", validated, log=lambda _: None)
+    run = stages.derive_arch_code(validated, results, run_json, log=lambda _: None)
+    make_run(results, run["run_id"], config.Experiment.from_effective(runs.read_json(validated)["effective"]))
+    summary = stages.report(validated, run_json, results / run["run_id"], log=lambda _: None)
+    assert run["run_id"].startswith("b" * 64 + "__")
+    assert any("is cut to" in w for w in summary["warnings"]), summary["warnings"]
+    assert any("is cut to" in w for w in runs.read_json(results / run["run_id"] / "summary.json")["warnings"])
 
 
 def test_errors_name_the_line(tmp_path):

@@ -7,6 +7,8 @@ lists them in the order their messages appear.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import json
 import math
 from pathlib import Path
@@ -318,6 +320,28 @@ def networks_fit_in_memory(eff: dict, out: Findings) -> None:
         out.error("model.hidden_dims", m["hidden_dims"], f"the networks would hold about {count:,} weights "
                   "(from hidden_dims, latent_dim, num_components and the layout); training could not fit them",
                   allowed=f"settings that give at most {MAX_PARAMETERS:,} weights")
+
+
+@rule
+def skip_lists_name_known_metrics_and_plots(eff: dict, out: Findings) -> None:
+    """A misspelt name in skip_metrics / skip_plots would silently skip nothing."""
+    for key, module, names in (("evaluation.skip_metrics", "metrics", ("METRIC_NAMES", "BASELINE_NAME")),
+                               ("report.skip_plots", "plots", ("PLOT_NAMES",))):
+        section, leaf = key.split(".")
+        wanted = eff[section][leaf]
+        if not wanted:
+            continue
+        registry = importlib.import_module(f"ssvae.{module}")  # only now: plots loads matplotlib
+        known = []
+        for name in names:
+            value = getattr(registry, name)
+            known += [value] if isinstance(value, str) else list(value)
+        for i, name in enumerate(wanted):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+                out.errors.append(ConfigError(out.file, f"{key}.{i}", name, f"no {module[:-1]} of this name",
+                                              allowed=", ".join(known),
+                                              suggestion=close[0] if close else None))
 
 
 @rule
