@@ -132,7 +132,7 @@ def test_long_values_are_shortened(tmp_path):
     (plan,) = config.load_plans(path)
     assert len(plan.errors) == 2
     assert all(len(str(e)) < 600 for e in plan.errors), [len(str(e)) for e in plan.errors]
-    assert "500,000 characters" in str(plan.errors[1])
+    assert any("500,000 characters" in str(e) for e in plan.errors)
 
 
 def test_many_unknown_keys_are_capped(tmp_path):
@@ -140,7 +140,7 @@ def test_many_unknown_keys_are_capped(tmp_path):
     path.write_text("model:\n" + "".join(f"  unknown_{i}: 1\n" for i in range(5000)))
     (plan,) = config.load_plans(path)
     assert len(plan.errors) <= config.schema_errors.__globals__["MAX_ERRORS"] + 1
-    assert "more unknown keys not shown" in str(plan.errors[-1])
+    assert any("4,950 more unknown keys not shown" in str(e) for e in plan.errors)
 
 
 def test_long_name_is_cut_with_a_warning(tmp_path):
