@@ -209,7 +209,8 @@ def test_invalid_config_fails_alone_with_a_readable_message(base, tmp_path):
     result = snakemake(workspace, "--keep-going", check=False)
     assert result.returncode != 0
     assert "Error in rule validate_config" in result.output
-    assert "configs/broken.yaml: model.prior_type: not an allowed value (got 'mixtur')" in result.output
+    assert "configs/broken.yaml:" in result.output  # file:line
+    assert ": model.prior_type: not an allowed value (got 'mixtur')" in result.output
     assert "did you mean 'model.use_tau_classifier'" in result.output
     names = sorted(f.name.split("__")[0] for f in run_folders(workspace))
     assert names == ["good1", "good2"]

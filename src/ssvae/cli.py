@@ -430,7 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except OSError as exc:
+        fault = runs.write_fault(exc)
+        if fault is None:
+            raise
+        print(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

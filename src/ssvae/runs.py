@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import math
@@ -48,10 +49,16 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    """Write via a temp file in the same folder and rename, so readers never see half a file.
+
+    On any failure the temp file is removed and the file at `path` is as it was; an OSError names `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for colleagues too
         with os.fdopen(fd, "wb") as handle:
@@ -59,9 +66,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -76,6 +85,52 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_yaml(path: str | Path, obj: Any) -> None:
     write_text(path, yaml.safe_dump(jsonable(obj), sort_keys=False, default_flow_style=None, width=100))
+
+
+# Write failures that come from outside the program, and what the user does about each.
+_FULL = "free space on that file system (or give results/ a roomier home), then run snakemake again"
+_LOCKED = "make results/ writable (its owner, permissions or mount), then run snakemake again"
+WRITE_FAULTS = {
+    errno.ENOSPC: ("the disk is full", _FULL),
+    errno.EDQUOT: ("the disk quota is used up", _FULL),
+    errno.EFBIG: ("the file is larger than the file system allows", _FULL),
+    errno.EROFS: ("the file system is read-only", _LOCKED),
+    errno.EACCES: ("permission denied", _LOCKED),
+    errno.EPERM: ("operation not permitted", _LOCKED),
+}
+
+
+def write_fault(exc: BaseException) -> OSError | None:
+    """The full-disk or unwritable-folder OSError behind `exc` (itself, or one it was raised from)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in WRITE_FAULTS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_fault_message(exc: OSError) -> str:
+    """One paragraph: which path could not be written, why, that nothing was half-written, what to do."""
+    reason, remedy = WRITE_FAULTS[exc.errno]
+    where = exc.filename or "a file under results/"
+    return (f"cannot write {where}: {reason} ({exc.strerror}). Nothing was half-written: files are written "
+            f"to a temp file and renamed, and finished run folders are untouched. To recover: {remedy}; "
+            "training resumes from its last checkpoint.")
+
+
+def report_write_faults(previous_hook=sys.excepthook):
+    """An excepthook (for the stage scripts) that turns a write fault into its message instead of a traceback."""
+
+    def hook(kind, exc, tb):
+        fault = write_fault(exc)
+        if fault is None:
+            previous_hook(kind, exc, tb)
+            return
+        print(write_fault_message(fault), file=sys.stderr, flush=True)
+
+    return hook
 
 
 def read_json(path: str | Path) -> Any:
