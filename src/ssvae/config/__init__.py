@@ -14,11 +14,11 @@ run, each either valid (with the effective config, every default resolved) or ca
 """
 
 from .legacy import LEGACY_DATASET_VARIANTS, UNSUPPORTED_UNLESS_OFF, normalise_legacy
-from .loading import read_yaml
+from .loading import MAX_ALIAS_NODES, MAX_CONFIG_BYTES, MAX_DEPTH, Loaded, read_config, read_yaml
 from .plans import Plan, load_experiment, load_plan, load_plans, plan_keys, resolve, run_identity
 from .rules import RULES, Findings, semantic_errors
-from .schema import _schema_text, defaults, fill, schema, schema_errors
-from .sweeps import KEY_ABBREVIATIONS, SEED_KEY, plan_key, point_label, sweep_points
+from .schema import StrictValidator, _schema_text, defaults, fill, schema, schema_errors  # noqa: F401
+from .sweeps import KEY_ABBREVIATIONS, MAX_SWEEP_POINTS, SEED_KEY, plan_key, point_label, sweep_points, sweep_size
 from .types import (
     CONDITIONABLE_PRIORS,
     DATASETS,
@@ -32,11 +32,13 @@ from .types import (
     ExperimentInfo,
     ModelConfig,
     ReportConfig,
+    shorten,
 )
 
 __all__ = [
-    "CONDITIONABLE_PRIORS", "DATASETS", "KEY_ABBREVIATIONS", "LEGACY_DATASET_VARIANTS", "MIXTURE_PRIORS", "RULES",
-    "SECTIONS", "SEED_KEY", "UNSUPPORTED_UNLESS_OFF", "ConfigError", "ConfigErrors", "DataConfig",
+    "CONDITIONABLE_PRIORS", "DATASETS", "KEY_ABBREVIATIONS", "LEGACY_DATASET_VARIANTS", "MAX_ALIAS_NODES",
+    "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_SWEEP_POINTS", "MIXTURE_PRIORS", "RULES", "SECTIONS", "SEED_KEY",
+    "StrictValidator", "Loaded", "read_config", "shorten", "sweep_size", "UNSUPPORTED_UNLESS_OFF", "ConfigError", "ConfigErrors", "DataConfig",
     "EvaluationConfig", "Experiment", "ExperimentInfo", "Findings", "ModelConfig", "Plan", "ReportConfig",
     "defaults", "fill", "load_experiment", "load_plan", "load_plans", "normalise_legacy", "plan_key",
     "plan_keys", "point_label", "read_yaml", "resolve", "run_identity", "schema", "schema_errors",

@@ -7,10 +7,14 @@ lists them in the order their messages appear.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import importlib
 import json
 import math
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from .. import naming
 from .legacy import UNSUPPORTED_UNLESS_OFF
@@ -211,34 +215,133 @@ def num_classes_matches_dataset(eff: dict, out: Findings) -> None:
                   allowed=str(classes))
 
 
+FILE_DATASETS = ("mnist", "fashion_mnist")
+
+
 @rule
-def file_datasets_need_a_path(eff: dict, out: Findings) -> None:
+def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
+    """mnist / fashion_mnist read every file they need from data.path; the embedded datasets read none."""
+    from .. import data
+
     d = eff["data"]
-    if d["dataset"] not in ("mnist", "fashion_mnist"):
+    if d["dataset"] not in FILE_DATASETS:
+        if d["path"] is not None:
+            out.error("data.path", d["path"], f"{d['dataset']} is embedded and reads no files; data.path is read "
+                      "only for mnist and fashion_mnist", allowed="null")
         return
     if d["path"] is None:
         out.error("data.path", None, f"{d['dataset']} is read from files; set data.path to a folder of IDX .gz files "
                   "or an .npz file (the embedded datasets are digits and mnist5k)")
-    elif not Path(d["path"]).expanduser().exists():
+        return
+    if not Path(d["path"]).expanduser().exists():
         out.error("data.path", d["path"], "no such file or folder")
+        return
+    try:
+        missing = data.missing_files(d["path"])
+    except data.DataError as exc:
+        out.error("data.path", d["path"], str(exc).removeprefix("data.path: "))
+        return
+    if missing:
+        out.error("data.path", d["path"], f"lacks {', '.join(missing)} for {d['dataset']}",
+                  allowed="a folder of train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                  "t10k-labels-idx1-ubyte (each optionally .gz), or an .npz with x_train, y_train, x_test, y_test")
+
+
+_SPLIT_KEYS = {
+    "test": "data.test_split (raise it)",
+    "validation": "data.val_split or data.num_samples (raise it)",
+    "training": "data.val_split or data.test_split (lower it) or data.num_samples (raise it)",
+}
 
 
 @rule
-def samples_fit_the_embedded_dataset(eff: dict, out: Findings) -> None:
-    d = eff["data"]
-    if d["dataset"] in ("mnist", "fashion_mnist"):
+def splits_hold_every_class(eff: dict, out: Findings) -> None:
+    """The draws `load_splits` will make, computed from the labels alone: the pool is big enough for
+    num_samples and num_labeled, and test, validation and training each hold an image of every class."""
+    from .. import data
+    from .types import DataConfig
+
+    if any(e.key == "data.path" for e in out.errors):
         return
-    info = DATASETS[d["dataset"]]
-    pool = info["size"] - round(info["size"] * d["test_split"])
-    if d["num_samples"] is not None and d["num_samples"] > pool:
-        out.error("data.num_samples", d["num_samples"],
-                  f"{d['dataset']} has {pool} training images after the test split; samples are never drawn twice",
-                  allowed=f"<= {pool} or null")
-    n = d["num_samples"] or pool
-    n_train = n - max(1, round(n * d["val_split"]))
-    if d["num_labeled"] > n_train:
-        out.error("data.num_labeled", d["num_labeled"],
-                  f"only {n_train} training images remain after the validation split", allowed=f"<= {n_train}")
+    d = eff["data"]
+    cfg = DataConfig(**d)
+    official = DATASETS[cfg.dataset]["official_test"]
+    num_classes = DATASETS[cfg.dataset]["classes"]
+    try:
+        y, y_test = data.labels(cfg.dataset, cfg.path)
+        if data.surely_holds_every_class(np.bincount(y, minlength=num_classes), cfg, official) and (
+                y_test is None or np.bincount(y_test, minlength=num_classes).min() > 0) and (
+                eff["model"]["prior_type"] != "vamp"
+                or eff["model"]["num_components"] <= data.training_size(len(y), cfg, official)):
+            return
+        index = data.split_index(y, cfg, official)
+    except data.DataError as exc:
+        out.error(exc.key or "data.path", exc.value if exc.key else d["path"], str(exc).removeprefix("data.path: "),
+                  allowed=exc.allowed)
+        return
+    if eff["model"]["prior_type"] == "vamp" and eff["model"]["num_components"] > len(index.train):
+        out.error("model.num_components", eff["model"]["num_components"], "the VampPrior's pseudo-inputs start as "
+                  f"distinct training images, and there are {len(index.train)}", allowed=f"<= {len(index.train)}")
+    for split, classes in data.missing_classes(y, y_test, index, num_classes).items():
+        if split == "test" and official:
+            out.error("data.path", d["path"], f"the official test split holds no image of class(es) "
+                      f"{', '.join(map(str, classes))}")
+            continue
+        key = "data.test_split" if split == "test" else "data.val_split"
+        out.error(key, d["test_split" if split == "test" else "val_split"],
+                  f"the {split} split holds no image of class(es) {', '.join(map(str, classes))} "
+                  f"(num_samples={d['num_samples']}, val_split={d['val_split']}, test_split={d['test_split']})",
+                  allowed=f"splits with every class; change {_SPLIT_KEYS[split]}")
+
+
+MAX_PARAMETERS = 100_000_000
+
+
+def dense_parameter_count(m: dict) -> int:
+    """About how many weights the dense networks hold: encoder and mirrored decoder over hidden_dims, the
+    latent heads (one per component in the decentralized layout), the classifier head, the pseudo-inputs."""
+    pixels = m["input_hw"][0] * m["input_hw"][1]
+    chain = [pixels, *m["hidden_dims"]]
+    trunk = sum(a * b for a, b in zip(chain, chain[1:]))
+    copies = m["num_components"] if m["latent_layout"] == "decentralized" else 1
+    last = chain[-1]
+    heads = last * (2 * copies * m["latent_dim"] + m["num_components"])
+    decoder_in = (m["latent_dim"] + (m["component_embedding_dim"] or 0)) * last
+    classifier = last * last * 2 + last * m["num_classes"]
+    pseudo = m["num_components"] * pixels if m["prior_type"] == "vamp" else 0
+    return 2 * trunk + heads + decoder_in + classifier + pseudo
+
+
+@rule
+def networks_fit_in_memory(eff: dict, out: Findings) -> None:
+    m = eff["model"]
+    count = dense_parameter_count(m)
+    if count > MAX_PARAMETERS:
+        out.error("model.hidden_dims", m["hidden_dims"], f"the networks would hold about {count:,} weights "
+                  "(from hidden_dims, latent_dim, num_components and the layout); training could not fit them",
+                  allowed=f"settings that give at most {MAX_PARAMETERS:,} weights")
+
+
+@rule
+def skip_lists_name_known_metrics_and_plots(eff: dict, out: Findings) -> None:
+    """A misspelt name in skip_metrics / skip_plots would silently skip nothing."""
+    for key, module, names in (("evaluation.skip_metrics", "metrics", ("METRIC_NAMES", "BASELINE_NAME")),
+                               ("report.skip_plots", "plots", ("PLOT_NAMES",))):
+        section, leaf = key.split(".")
+        wanted = eff[section][leaf]
+        if not wanted:
+            continue
+        registry = importlib.import_module(f"ssvae.{module}")  # only now: plots loads matplotlib
+        known = []
+        for name in names:
+            value = getattr(registry, name)
+            known += [value] if isinstance(value, str) else list(value)
+        for i, name in enumerate(wanted):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+                out.errors.append(ConfigError(out.file, f"{key}.{i}", name, f"no {module[:-1]} of this name",
+                                              allowed=", ".join(known),
+                                              suggestion=close[0] if close else None))
 
 
 @rule

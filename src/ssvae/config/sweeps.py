@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
+import math
 from pathlib import Path
 
 from .. import naming
+from .types import SECTIONS, ConfigError
 
 SEED_KEY = "model.random_seed"
+MAX_SWEEP_POINTS = 10_000
 
 KEY_ABBREVIATIONS = {
     "learning_rate": "lr", "num_components": "k", "latent_dim": "z", "random_seed": "s", "seed": "s",
@@ -44,22 +49,56 @@ def point_label(point: dict) -> str:
     return "-".join(parts)
 
 
-def sweep_points(raw: dict) -> list[dict]:
-    """Every grid combination (in the order written) times every seed; [{}] without a sweep."""
+def _axes(raw: dict) -> list[tuple[str, list]]:
+    """The sweep's axes in the order written: each grid key with its values, then the seeds."""
     sweep = raw.get("sweep")
     if not isinstance(sweep, dict):
-        return [{}]
+        return []
     grid = sweep.get("grid") or {}
     seeds = sweep.get("seeds")
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-        return [{}]
+        return []
     axes = list(grid.items())
     if isinstance(seeds, list) and seeds:
         axes.append((SEED_KEY, seeds))
+    return axes
+
+
+def sweep_size(raw: dict) -> int:
+    """How many runs the sweep asks for (1 without one), computed without expanding it."""
+    return math.prod(len(values) for _, values in _axes(raw))
+
+
+def sweep_points(raw: dict) -> list[dict]:
+    """Every grid combination (in the order written) times every seed; [{}] without a sweep."""
+    axes = _axes(raw)
     if not axes:
         return [{}]
     keys = [k for k, _ in axes]
     return [dict(zip(keys, combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def sweep_errors(raw: dict, file: str) -> list[ConfigError]:
+    """What the schema cannot say about a sweep: grid keys that name config keys, one seed axis, a bound."""
+    errors = []
+    sweep = raw.get("sweep") or {}
+    grid = sweep.get("grid") or {}
+    for key in grid:
+        section = key.split(".")[0]
+        if section not in SECTIONS or "." not in key or "" in key.split("."):
+            errors.append(ConfigError(file, f"sweep.grid.{key}", grid[key],
+                                      "a grid key is a dotted config key such as model.learning_rate "
+                                      "(a sweep cannot set sweep keys)",
+                                      allowed=f"<section>.<key>, section one of {', '.join(SECTIONS)}"))
+    if SEED_KEY in grid and sweep.get("seeds"):
+        errors.append(ConfigError(file, f"sweep.grid.{SEED_KEY}", grid[SEED_KEY],
+                                  "sweep.seeds already sets model.random_seed; use one of the two"))
+    size = sweep_size(raw)
+    if size > MAX_SWEEP_POINTS:
+        shape = " x ".join(str(len(v)) for _, v in _axes(raw))
+        errors.append(ConfigError(file, "sweep", size, f"declares {size:,} runs ({shape}); one config may declare "
+                                  f"at most {MAX_SWEEP_POINTS:,} (split the sweep into several files)"))
+    return errors
 
 
 def set_dotted(raw: dict, key: str, value) -> None:
@@ -73,9 +112,32 @@ def set_dotted(raw: dict, key: str, value) -> None:
     node[parts[-1]] = value
 
 
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def stem_key(source: Path) -> str:
+    """The config file's stem, sanitised; `unnamed-<hash>` for a stem with nothing usable (`!!!.yaml`)."""
+    try:
+        return naming.sanitize_name(source.stem)
+    except naming.NamingError:
+        return f"unnamed-{_digest(source.stem)}"
+
+
+def label_key(point: dict) -> str:
+    """A sweep point's label, sanitised; `point-<hash>` for a label with nothing usable."""
+    try:
+        return naming.sanitize_name(point_label(point))
+    except naming.NamingError:
+        return f"point-{_digest(point)}"
+
+
 def plan_key(source: Path, point: dict) -> str:
-    """The workflow's per-run planning key: the config file's stem plus the sweep point label."""
-    stem = naming.sanitize_name(source.stem) if source.stem.strip("_-. ") else "config"
+    """The workflow's per-run planning key: the config file's stem plus the sweep point label.
+
+    Never raises: whatever the file's name or the point holds, the key is usable (the plan carries the error).
+    """
+    stem = stem_key(source)
     if not point:
         return stem
-    return f"{stem}.{naming.sanitize_name(point_label(point))}"
+    return f"{stem}.{label_key(point)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from typing import Any
 
 SECTIONS = ("experiment", "data", "model", "evaluation", "report")
@@ -18,9 +19,29 @@ DATASETS = {
 }
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 6
+_SHORT.maxlevel = 3
+
+
+def shorten(value: Any, limit: int = 60) -> str:
+    """A repr of at most about `limit` characters, whatever the value holds (a 10 MB string or a deep tree)."""
+    if isinstance(value, str) and len(value) > limit:
+        half = limit // 2
+        return f"{value[:half]!r}...{value[-10:]!r} ({len(value):,} characters)"
+    text = _SHORT.repr(value)
+    return text if len(text) <= 4 * limit else text[: 4 * limit] + "..."
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """Plain text cut to `limit` characters (messages quote parser problems that may hold the file's text)."""
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text):,} characters)"
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigError:
-    """One thing wrong with a config: where, what and what is allowed."""
+    """One thing wrong with a config: where (file, line when known, dotted key), what, and what is allowed."""
 
     file: str
     key: str
@@ -28,20 +49,27 @@ class ConfigError:
     message: str
     allowed: str | None = None
     suggestion: str | None = None
+    line: int | None = None
 
     def __str__(self) -> str:
-        text = f"{self.file}: {self.key or '<top level>'}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.key or '<top level>'}: {self.message}"
         if self.value is not None or self.key:
-            text += f" (got {self.value!r})"
+            text += f" (got {shorten(self.value)})"
         if self.allowed:
             text += f"; allowed: {self.allowed}"
         if self.suggestion:
             text += f"; did you mean '{self.suggestion}'?"
         return text
 
+    def with_line(self, line: int | None) -> "ConfigError":
+        return self if line is None or self.line else dataclasses.replace(self, line=line)
+
     def to_dict(self) -> dict:
-        return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else repr(v))
-                for k, v in dataclasses.asdict(self).items()} | {"text": str(self)}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        plain = {k: v if isinstance(v, (int, float, bool, type(None))) or (isinstance(v, str) and len(v) <= 200)
+                 else shorten(v) for k, v in fields.items()}
+        return plain | {"text": str(self)}
 
 
 class ConfigErrors(Exception):
