@@ -36,3 +36,16 @@ def test_embedded_datasets_match_the_library_loaders():
     xm, ym = mnist_data()
     np.testing.assert_array_equal(x, (xm.reshape(-1, 28, 28) / 255.0).astype(np.float32))
     np.testing.assert_array_equal(y, ym)
+
+
+@pytest.mark.parametrize("n,test_size,stratified", [(100, 0.001, True), (100, 95, True), (10, 1.5, False),
+                                                    (10, 0, False), (20, 10, True)])
+def test_refusals_are_scikit_learns(n, test_size, stratified):
+    y = np.arange(n) % 10 if n != 20 else np.r_[np.zeros(19, int), 1]
+    stratify = y if stratified else None
+    with pytest.raises(ValueError) as theirs:
+        sklearn_split(np.arange(n), test_size=test_size, stratify=stratify, random_state=0)
+    with pytest.raises(ValueError) as ours:
+        splitting.split_indices(n, test_size, 0, stratify)
+    if stratified:  # what a researcher meets (the schema's bounds keep test_size in range)
+        assert str(ours.value) == str(theirs.value)

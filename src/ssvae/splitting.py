@@ -22,10 +22,16 @@ import numpy as np
 
 
 def _sizes(n: int, test_size: float | int) -> tuple[int, int]:
-    n_test = math.ceil(test_size * n) if isinstance(test_size, float) else int(test_size)
+    """(n_train, n_test); refusals in scikit-learn's words."""
+    fraction = isinstance(test_size, float)
+    if (fraction and not 0 < test_size < 1) or (not fraction and not 0 < test_size < n):
+        raise ValueError(f"test_size={test_size} should be either positive and smaller than the number of samples "
+                         f"{n} or a float in the (0, 1) range")
+    n_test = math.ceil(test_size * n) if fraction else int(test_size)
     n_train = n - n_test
-    if n_test <= 0 or n_train <= 0:
-        raise ValueError(f"a split of {n} samples with test_size={test_size} leaves an empty part")
+    if n_train == 0:
+        raise ValueError(f"With n_samples={n}, test_size={test_size} and train_size=None, the resulting train set "
+                         "will be empty. Adjust any of the aforementioned parameters.")
     return n_train, n_test
 
 
@@ -56,9 +62,13 @@ def split_indices(n: int, test_size: float | int, seed: int, stratify: np.ndarra
         return permutation[n_test:n_test + n_train], permutation[:n_test]
     classes, y_indices, class_counts = np.unique(np.asarray(stratify), return_inverse=True, return_counts=True)
     if class_counts.min() < 2:
-        raise ValueError("a stratified split needs at least 2 samples of every class")
-    if n_train < len(classes) or n_test < len(classes):
-        raise ValueError(f"a stratified split needs at least one sample per class ({len(classes)}) on each side")
+        raise ValueError("The least populated classes in y have only 1 member, which is too few. The minimum number "
+                         "of groups for any class cannot be less than 2. Classes with too few members are: "
+                         f"{classes[class_counts < 2].tolist()}")
+    for name, size in (("train_size", n_train), ("test_size", n_test)):
+        if size < len(classes):
+            raise ValueError(f"The {name} = {size} should be greater or equal to the number of classes = "
+                             f"{len(classes)}")
     class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
     n_i = _approximate_mode(class_counts, n_train, rng)
     t_i = _approximate_mode(class_counts - n_i, n_test, rng)
