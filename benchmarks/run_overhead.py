@@ -3,7 +3,8 @@
 For one tiny digits config and one mnist5k config, each of the five stages runs as a separate process, exactly
 as the Snakefile runs it (same scripts, same arguments, `--threads` as the rules give them), first with an empty
 JAX compilation cache (cold) and then again into a fresh results folder with the cache the first pass filled
-(warm). Each stage's wall time is split into imports (`python -X importtime`, top-level modules), compile (JAX's
+(warm). Each stage's wall time (and its process's CPU time, less sensitive to other load on a shared machine) is
+split into imports (`python -X importtime`, top-level modules), compile (JAX's
 own monitoring events: tracing, lowering, XLA compilation and persistent-cache loads) and the rest (work,
 including the interpreter's start). Beside it, the same config's pure training time (`train.json`:
 training_time_sec, the epochs themselves) and the fixed cost = all five stages minus that training time.
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -82,16 +84,19 @@ def run_stage(workspace: Path, stage: str, args: list[str]) -> dict:
     probe_out = workspace / f".probe-{stage}.json"
     env = {**environment(), "SSVAE_PROBE_OUT": str(probe_out)}
     cmd = [sys.executable, "-X", "importtime", str(PROBE), f"scripts/{stage}.py", *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workspace, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         tail = "\n".join(l for l in proc.stderr.splitlines() if not l.startswith("import time:"))[-3000:]
         raise RuntimeError(f"{stage} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{tail}")
     probe = json.loads(probe_out.read_text())
     imports = import_seconds(proc.stderr)
     compile_s = probe["compile_s"]
-    return {"stage": stage, "wall": wall, "imports": imports, "compile": compile_s,
+    return {"stage": stage, "wall": wall, "cpu": cpu, "imports": imports, "compile": compile_s,
             "work": wall - imports - compile_s, "packages": probe["packages"]}
 
 
@@ -144,9 +149,10 @@ def median_rows(runs: list[dict]) -> tuple[list[dict], dict]:
     rows = []
     for i, stage in enumerate(STAGES):
         rows.append({k: statistics.median(run["stages"][i][k] for run in runs)
-                     for k in ("wall", "imports", "compile", "work")} | {"stage": stage})
+                     for k in ("wall", "cpu", "imports", "compile", "work")} | {"stage": stage})
     totals = {k: statistics.median(run[k] for run in runs) for k in ("training", "fixed")}
     totals["wall"] = statistics.median(sum(s["wall"] for s in run["stages"]) for run in runs)
+    totals["cpu"] = statistics.median(sum(s["cpu"] for s in run["stages"]) for run in runs)
     totals["epochs"] = runs[0]["epochs"]
     return rows, totals
 
@@ -203,7 +209,7 @@ def compile_per_arch(workspace: Path, scratch: Path) -> list[dict]:
                                                 "--run-json", str(one / "run.json"), "--run-dir", str(one / "run"),
                                                 "--threads", "2", "--jax-cache", str(one / "cache")])
         rows.append({"run": plan_dir.name, "arch": run["arch"], "compile": timing["compile"],
-                     "wall": timing["wall"]})
+                     "wall": timing["wall"], "cpu": timing["cpu"]})
         print(f"  compile {run['arch']}: {timing['compile']:.2f} s", file=sys.stderr, flush=True)
     return rows
 
@@ -247,14 +253,14 @@ def main(argv=None) -> None:
             print(f"{label} ({CONFIGS[label]}, {totals['epochs']} epochs), {state} compilation cache, "
                   f"median of {args.repeats}:")
             print()
-            print("| stage | wall s | imports s | compile s | work s |")
-            print("|---|---|---|---|---|")
+            print("| stage | wall s | CPU s | imports s | compile s | work s |")
+            print("|---|---|---|---|---|---|")
             for row in rows:
-                print(f"| {row['stage']} | {row['wall']:.2f} | {row['imports']:.2f} | {row['compile']:.2f} "
-                      f"| {row['work']:.2f} |")
-            print(f"| **all five** | {totals['wall']:.2f} | | | |")
-            print(f"| pure training (train.json) | {totals['training']:.2f} | | | |")
-            print(f"| **fixed cost** (all five − training) | **{totals['fixed']:.2f}** | | | |")
+                print(f"| {row['stage']} | {row['wall']:.2f} | {row['cpu']:.2f} | {row['imports']:.2f} "
+                      f"| {row['compile']:.2f} | {row['work']:.2f} |")
+            print(f"| **all five** | {totals['wall']:.2f} | {totals['cpu']:.2f} | | | |")
+            print(f"| pure training (train.json) | {totals['training']:.2f} | | | | |")
+            print(f"| **fixed cost** (all five − training) | **{totals['fixed']:.2f}** | | | | |")
             print()
     if snake:
         walls, jobs = snake
@@ -270,10 +276,10 @@ def main(argv=None) -> None:
         print(f"| all jobs | {sum(n for n, _ in by_rule.values())} | {total:.1f} (÷ 2 cores = {total / 2:.1f}) |")
         print()
     if arch_rows:
-        print("| run (shipped digits config) | arch | compile s (cold cache, alone) | train job wall s |")
-        print("|---|---|---|---|")
+        print("| run (shipped digits config) | arch | compile s (cold cache, alone) | train job wall s | train job CPU s |")
+        print("|---|---|---|---|---|")
         for row in arch_rows:
-            print(f"| {row['run']} | `{row['arch']}` | {row['compile']:.2f} | {row['wall']:.2f} |")
+            print(f"| {row['run']} | `{row['arch']}` | {row['compile']:.2f} | {row['wall']:.2f} | {row['cpu']:.2f} |")
 
 
 if __name__ == "__main__":
