@@ -251,3 +251,25 @@ def test_mixture_history_is_logged_every_n_epochs_and_at_the_first_and_last(tmp_
     never = experiment(tmp_path, "never", **model, mixture_history_log_every=0)
     train.fit(never, digits, tmp_path / "run0", resume_tag="tag", log=lambda m: None)
     assert not any(c.startswith(("pi_", "usage_")) for c in read_history(tmp_path / "run0")[0])
+
+
+def test_both_parameter_layouts_make_the_same_update(tmp_path, digits):
+    """Flat vectors (small trainings) and one array per layer (larger ones) are two layouts of one optimiser
+    step: the same parameters come out."""
+    exp = experiment(tmp_path, "layouts", **{**SMALL, "prior_type": "vamp", "num_components": 10, "l1_weight": 1e-4})
+    keys = run_keys(0)
+    x = jax.device_put(digits.x_train)
+    y = jax.device_put(np.where(digits.labeled, digits.y_train, -1).astype(np.int32))
+    pool = np.zeros(0, np.int32)
+    trees = []
+    for flat in (True, False):
+        program = step.TrainProgram(exp.model, len(digits.x_train), flat=flat)
+        assert program.layout.flat == flat
+        state = program.init_state(keys["init"], digits.x_train)
+        order, weights = program.epoch_plan(keys["train"], pool, 0)
+        train_step = jax.jit(program.train_step)
+        for i in range(3):
+            state, _ = train_step(state, program.zero_train_acc(), x, y, order, weights, keys["train"], i, 0)
+        trees.append(program.layout.host_tree(state.params))
+    for a, b in zip(jax.tree_util.tree_leaves(trees[0]), jax.tree_util.tree_leaves(trees[1])):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -154,4 +154,6 @@ def load_model(run_dir: str | Path, experiment: Experiment) -> TrainedModel:
         raise checkpoints.CheckpointError(
             f"{exc}. It holds the run's best model; to recover it, train the run again: "
             f"snakemake --cores 2 --forcerun {path} (training is deterministic: the same numbers come back)") from exc
+    # the layout training validated with, so that the pass is the executable training compiled
+    layout = ParamGroups(layout.template, flat=meta.get("layout", "flat") == "flat")
     return TrainedModel(cfg, params, counts, meta, layout)

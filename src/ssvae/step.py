@@ -1,6 +1,6 @@
 """The training step and epoch, and the validation objective: pure functions over explicit state.
 
-State is one pytree (`TrainState`: parameters as `params.ParamGroups` vectors, optimizer state, τ counts)
+State is one pytree (`TrainState`: parameters in their `params.ParamGroups` layout, optimizer state, τ counts)
 and every random draw is a function of (train key, epoch, step): epoch e's permutation comes from
 fold_in(fold_in(k, e), 0), step i's noise from fold_in(fold_in(k, e), i + 1). So an epoch's numbers depend only
 on the state it starts from, and a run resumed after epoch k ends exactly where an uninterrupted run ends.
@@ -28,6 +28,7 @@ from . import classifiers, losses, priors, schedules
 from .config import ModelConfig
 from .model import build_model, init_params
 from .optimizer import make_optimizer
+from .compiling import small_training
 from .params import ParamGroups
 
 NEVER = np.iinfo(np.int32).max
@@ -37,7 +38,7 @@ CHECKED = losses.TERMS + ("loss", "gradients")
 
 @flax.struct.dataclass
 class TrainState:
-    params: Any        # ParamGroups vectors {group: [n]}
+    params: Any        # the parameters in their ParamGroups layout
     opt_state: Any
     tau_counts: jax.Array  # τ-classifier soft counts s [K, C]; an empty [0, 0] array without a τ-classifier
 
@@ -50,11 +51,15 @@ def default_loop(cfg: ModelConfig) -> str:
 class TrainProgram:
     """The step, epoch and validation functions of one model config and training-set size (all pure)."""
 
-    def __init__(self, cfg: ModelConfig, num_train: int, loop: str | None = None):
+    def __init__(self, cfg: ModelConfig, num_train: int, loop: str | None = None, flat: bool | None = None):
+        """`flat`: the parameters' layout (params.ParamGroups); default: flat for a small training."""
         self.cfg = cfg
         self.model = build_model(cfg)
         self.optimizer = make_optimizer(cfg)
         self.layout = ParamGroups.for_config(cfg)
+        self.small = small_training(cfg, self.layout.num_params(), num_train)
+        if not (self.small if flat is None else flat):
+            self.layout = ParamGroups(self.layout.template, flat=False)
         self.num_train = num_train
         self.batch_size = min(cfg.batch_size, num_train)
         self.num_batches = -(-num_train // self.batch_size)
@@ -131,11 +136,14 @@ class TrainProgram:
         x, y = x_all[idx], y_all[idx]
         step_key = jax.random.fold_in(jax.random.fold_in(train_key, epoch), i + 1)
 
-        def objective(groups):
-            return self.loss_fn(self.layout.unflatten(groups), state.tau_counts, x, y, w, step_key, epoch)
+        def objective(params):
+            return self.loss_fn(params, state.tau_counts, x, y, w, step_key, epoch)
 
+        # Differentiate with respect to the tree and concatenate the gradients once: the gradient of
+        # `unflatten` itself would pad every layer's gradient to its group's length and add them up.
         (loss, (means, contributions, outputs, correct)), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params)
+            self.layout.unflatten(state.params))
+        grads = self.layout.flatten(grads)
         grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)

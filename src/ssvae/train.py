@@ -93,20 +93,18 @@ class _Run:
     def compile(self, state, epoch: int) -> None:
         """Every program the loop runs, lowered, then compiled side by side (or loaded from the persistent
         cache) before the first epoch. The training programs of a small training compile fast
-        (compiling.training_compile_options); passes and summaries always do."""
+        (compiling.small_training); passes and summaries always do."""
         p, clock, e = self.program, self.clock, np.int32(epoch)
         fast = fast_compile_options()
         data = (self.x_train, self.y_train, self.pool, self.train_key)
-        steps = p.num_batches * self.cfg.max_epochs
         programs = []
+        options = training_compile_options(p.small)
         if p.loop == "scan":
-            lowered = clock.lower(p.run_epoch, state, *data, e)
-            programs.append((lowered, training_compile_options(lowered, steps)))
+            programs.append((clock.lower(p.run_epoch, state, *data, e), options))
         else:
             order, weights = jax.eval_shape(p.epoch_plan, self.train_key, self.pool, e)
-            lowered = clock.lower(p.train_step, state, p.zero_train_acc(), self.x_train, self.y_train, order,
-                                  weights, self.train_key, np.int32(0), e)
-            programs += [(lowered, training_compile_options(lowered, steps)),
+            programs += [(clock.lower(p.train_step, state, p.zero_train_acc(), self.x_train, self.y_train, order,
+                                      weights, self.train_key, np.int32(0), e), options),
                          (clock.lower(p.epoch_plan, self.train_key, self.pool, e), fast),
                          (clock.lower(p.train_summary, p.zero_train_acc(), e), fast)]
         with clock.timing():
@@ -276,7 +274,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
                           tau_counts=best["tau_counts"] if cfg.use_tau_classifier else None,
                           meta={"epoch": stopper.best_epoch, "monitor_metric": stopper.column,
                                 "best_value": stopper.best_value, "gumbel_temperature": final_temperature,
-                                "resume_tag": resume_tag})
+                                "resume_tag": resume_tag, "layout": layout.name})
     runs.write_text(run_dir / "history.csv", history.history_csv(meta["history"], columns))
     train_seconds = meta["train_seconds"]
     result = {
