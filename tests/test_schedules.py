@@ -30,3 +30,14 @@ def test_both_anneals_use_it_and_name_their_final_values():
     still = model_config(kl_c_anneal_epochs=0, gumbel_temperature=2.0, gumbel_temperature_anneal_epochs=0)
     assert schedules.kl_c_scale(still, 0) == 1.0
     assert schedules.gumbel_temperature(still, 9) == schedules.final_gumbel_temperature(still) == 2.0
+
+
+def test_run_keys_are_the_seeds_prng_keys():
+    from ssvae import rng
+
+    for seed in (0, 42, 2**31, 2**32 - 1):
+        keys = rng.run_keys(seed)
+        expected = jax.random.split(jax.random.PRNGKey(seed), 3)
+        for i, name in enumerate(("init", "train", "eval")):
+            assert (keys[name] == expected[i]).all()
+        assert (rng.key(seed) == jax.random.PRNGKey(seed)).all()

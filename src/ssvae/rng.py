@@ -12,12 +12,20 @@ import jax
 import numpy as np
 
 
+@jax.jit
+def _keys(seed):
+    # one small compiled program (cached) instead of a few op-by-op ones; the seed is an argument, so one
+    # executable serves every seed (PRNGKey of a uint32 seed equals PRNGKey of the same Python int)
+    key = jax.random.PRNGKey(seed)
+    return key, jax.random.split(key, 3)
+
+
 def run_keys(seed: int) -> dict[str, np.ndarray]:
     """{"init", "train", "eval"}: split(PRNGKey(seed), 3) as uint32 host arrays."""
-    keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), 3))
+    keys = np.asarray(_keys(np.uint32(seed))[1])
     return {"init": keys[0], "train": keys[1], "eval": keys[2]}
 
 
 def key(seed: int) -> np.ndarray:
     """PRNGKey(seed) as a host array."""
-    return np.asarray(jax.random.PRNGKey(seed))
+    return np.asarray(_keys(np.uint32(seed))[0])
