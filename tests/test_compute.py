@@ -29,3 +29,18 @@ def test_cache_location_from_the_flag_or_the_environment():
     assert compute.cache_location(None, environ={compute.JAX_CACHE_ENV: "/y"}) == "/y"
     assert compute.cache_location(None, environ={}) is None
     assert compute.cache_location("none", environ={compute.JAX_CACHE_ENV: "/y"}) is None
+
+
+def test_one_thread_jobs_side_by_side_take_different_cpus():
+    if len(os.sched_getaffinity(0)) < 2:
+        return
+    code = ("import os, sys, time; from ssvae import compute; print(compute.limit_threads(1, salt='same')[0], "
+            "flush=True); sys.stdin.read()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        cpus = [int(p.stdout.readline()) for p in procs]
+    finally:
+        for p in procs:
+            p.communicate("")
+    assert cpus[0] != cpus[1]  # the same salt would have put both on one CPU
