@@ -18,11 +18,15 @@ def jax_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--validated", required=True)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jax-cache", default=None, help="folder of JAX's persistent compilation cache")
+    p.add_argument("--jax-cache", default="auto",
+                   help="JAX's persistent compilation cache: a folder, `auto` or `none` (see stages.jax_cache_dir)")
     return p
 
 
 def setup_jax(args) -> None:
     compute.limit_threads(args.threads, salt=args.run_dir)
-    if args.jax_cache:
-        compute.enable_compilation_cache(args.jax_cache)
+    from ssvae import stages  # after the thread limit: it imports numpy
+
+    cache = stages.jax_cache_dir(args.jax_cache, results=Path(args.run_dir).parent)
+    if cache:
+        compute.enable_compilation_cache(cache)

@@ -7,6 +7,8 @@ so the same functions run a whole experiment without Snakemake (`run_experiment`
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 import sys
 import time
 from pathlib import Path
@@ -186,6 +188,24 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
         report(validated, run_json, run_dir, log)
         folders.append(run_dir)
     return folders
+
+
+def jax_cache_dir(setting: str | None, results: str | Path = "results") -> str | None:
+    """Where a JAX job keeps its compiled programs (the workflow's `jax_cache` setting).
+
+    `auto`: `<results>/.jax_cache`, or inside a SLURM job a folder on the node's own disk
+    (`/tmp/ssvae-jax-cache-<user>`, shared by the jobs on that node: no cache traffic or locking on the shared
+    filesystem, entries only from that node's CPUs). `none` (or empty): no persistent cache. Anything else is a
+    folder; `$VARS` and `~` are expanded, so `/scratch/$USER/jax` works.
+    """
+    setting = (setting or "").strip()
+    if setting.lower() in ("", "none", "off", "false"):
+        return None
+    if setting.lower() == "auto":
+        if os.environ.get("SLURM_JOB_ID"):
+            return f"/tmp/ssvae-jax-cache-{getpass.getuser()}"
+        return str(Path(results) / ".jax_cache")
+    return os.path.expanduser(os.path.expandvars(setting))
 
 
 def fail(message: str) -> None:

@@ -18,9 +18,8 @@ rule evaluate:
         runtime=30,
     params:
         script=script("evaluate.py"),
-        jax_cache=JAX_CACHE,
         evaluation=evaluation_section,
     shell:
         "{params.script} --validated {input.validated}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"
+        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" > {log} 2>&1"

@@ -1,40 +1,64 @@
+# Planning runs once per invocation over every plan, inside Snakemake's own process (`force-use-threads` in
+# the profiles; without it each of the two jobs is one spawned process), so it costs seconds at thousands of
+# configs. Neither job fails for a bad config: each plan's errors go to its validated.json and log, and the
+# plan's own invalid_config job fails with them, so --keep-going finishes every other experiment.
+
+
 rule validate_config:
     input:
-        config_file,
+        CONFIG_FILES,
     output:
-        "results/.plan/{plan}/validated.json",
+        plan_files("validated.json"),
     log:
-        "results/.plan/{plan}/logs/validate_config.log",
+        plan_files("logs/validate_config.log"),
     benchmark:
-        "results/.plan/{plan}/benchmarks/validate_config.tsv"
-    conda:
-        "../../envs/ssvae.yaml"
+        f"results/.plan/benchmarks/validate_config.{PLAN_SET}.tsv"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
-    params:
-        script=script("validate_config.py"),
-    shell:
-        "{params.script} {input} --key {wildcards.plan} --out {output} --log {log}"
+        runtime=10,
+    run:
+        log_line, close = plan_logger(dict(zip(PLANS, log)))
+        try:
+            ssvae_planning.validate_all(PLANS, results="results", log=log_line)
+        finally:
+            close()
 
 
 checkpoint derive_arch_code:
     input:
-        "results/.plan/{plan}/validated.json",
+        plan_files("validated.json"),
     output:
-        "results/.plan/{plan}/run.json",
+        plan_files("run.json"),
     log:
-        "results/.plan/{plan}/logs/derive_arch_code.log",
+        plan_files("logs/derive_arch_code.log"),
     benchmark:
-        "results/.plan/{plan}/benchmarks/derive_arch_code.tsv"
-    conda:
-        "../../envs/ssvae.yaml"
+        f"results/.plan/benchmarks/derive_arch_code.{PLAN_SET}.tsv"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
-    params:
-        script=script("derive_arch_code.py"),
+        runtime=10,
+    run:
+        log_line, close = plan_logger(dict(zip(PLANS, log)))
+        try:
+            ssvae_planning.derive_all(PLANS, results="results", log=log_line)
+        finally:
+            close()
+
+
+# The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.
+rule invalid_config:
+    input:
+        ancient("results/.plan/{plan}/run.json"),
+    output:
+        "results/.plan/{plan}/invalid",
+    log:
+        "results/.plan/{plan}/logs/invalid_config.log",
+    benchmark:
+        "results/.plan/{plan}/benchmarks/invalid_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=100,
+        runtime=1,
     shell:
-        "{params.script} {input} --results results --out {output} > {log} 2>&1"
+        "cat results/.plan/{wildcards.plan}/errors.txt | tee {log} >&2; exit 1"

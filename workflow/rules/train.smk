@@ -18,8 +18,7 @@ rule train:
         runtime=240,
     params:
         script=script("train.py"),
-        jax_cache=JAX_CACHE,
     shell:
         "{params.script} --validated {input.validated} --run-json {input.run}"
         " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"
+        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" > {log} 2>&1"
