@@ -32,6 +32,7 @@ localrules:
 rule all:
     default_target: True
     input:
+        planning_target,
         run_targets,
         "results/NAMING_LEGEND.md",
         comparison_target,

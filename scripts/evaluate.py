@@ -7,4 +7,5 @@ _stage.setup_jax(args)
 
 from ssvae import stages  # noqa: E402  (after the thread limit)
 
-stages.evaluate(args.validated, args.run_dir)
+validated, _ = _stage.planned(args)
+stages.evaluate(validated, args.run_dir)

@@ -89,6 +89,7 @@ class ExperimentInfo:
     name: str
     description: str
     tags: tuple[str, ...]
+    gpus: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

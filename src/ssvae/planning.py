@@ -12,6 +12,8 @@ Files under `results/.plan/`:
   <key>/validated.json         the effective config of one run, or its errors (validate_config)
   <key>/run.json               {ok, run_id, ...} or {ok: false, errors} (derive_arch_code)
   <key>/errors.txt             the readable errors of an invalid plan
+  runs/<run id>.json           which plan names this run (how the train, evaluate and report jobs find it)
+  sets/<digest>.json           the plans of one invocation (derive_arch_code's input)
 """
 
 from __future__ import annotations
@@ -114,6 +116,14 @@ def plan_sources(files: Iterable[str], results: str | Path = "results") -> dict[
             if path not in owners:
                 owners.append(path)
     return sources
+
+
+def contents_digest(files: Iterable[str]) -> str:
+    """One hash of every config file's path and bytes: what validate_config's result depends on."""
+    digest = hashlib.sha256()
+    for path in sorted(set(map(str, files))):
+        digest.update(f"{path}\0{_content_digest(path)}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 def record_plan_keys(results: str | Path, keys_by_file: dict[str, list[str]]) -> None:
@@ -228,6 +238,30 @@ def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
     return documents
 
 
+def write_manifest(path: str | Path, sources: dict[str, list[str]], configs_digest: str) -> None:
+    """The plan set of one invocation: every key with its config file(s), and the configs' contents digest."""
+    runs.write_json(path, {"configs": configs_digest, "plans": sources}, durable=False)
+
+
+def plans_current(manifest: str | Path, sources: dict[str, list[str]], configs_digest: str,
+                  results: str | Path = "results") -> bool:
+    """Whether the last planning of this plan set is still what planning would write now: the same configs
+    (by content), and a run.json for every plan written after it. Then the workflow reads the run ids without
+    waiting on the derive_arch_code checkpoint (Snakemake would otherwise rebuild the whole DAG once more)."""
+    try:
+        recorded = json.loads(Path(manifest).read_text())
+        planned_at = Path(manifest).stat().st_mtime_ns
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or recorded.get("configs") != configs_digest or recorded.get("plans") != sources:
+        return False
+    plan_dir = Path(results) / PLAN_DIR
+    try:
+        return all((plan_dir / key / "run.json").stat().st_mtime_ns >= planned_at for key in sources)
+    except OSError:
+        return False
+
+
 def error_text(document: dict) -> str:
     """The readable message of an invalid plan, as the user sees it."""
     errors = document["errors"]
@@ -276,6 +310,7 @@ def derive_all(keys: Iterable[str], results: str | Path = "results",
         if plan["ok"]:
             document = run_document(plan, results)
             errors_file.unlink(missing_ok=True)
+            runs.write_json(plan_dir / "runs" / f"{document['run_id']}.json", {"key": key}, durable=False)
             log(key, f"{key}: run {document['run_id']}")
         else:
             text = error_text(plan)
@@ -291,3 +326,29 @@ def derive_all(keys: Iterable[str], results: str | Path = "results",
 def run_map(documents: dict[str, dict]) -> dict[str, str]:
     """run id -> plan key, for the plans that run."""
     return {doc["run_id"]: key for key, doc in documents.items() if doc.get("ok")}
+
+
+class PlanNotFound(LookupError):
+    """No plan names this run folder (the planning files are gone, or it is not a run of this workflow)."""
+
+
+def plan_of_run(results: str | Path, run_id: str) -> tuple[Path, Path]:
+    """(validated.json, run.json) of the plan that names run folder `run_id`.
+
+    The train, evaluate and report jobs find their plan this way rather than as declared inputs: a file that
+    is one of N outputs of one job costs Snakemake O(N) to look up, for every job that reads it.
+    """
+    plan_dir = Path(results) / PLAN_DIR
+    try:
+        key = runs.read_json(plan_dir / "runs" / f"{run_id}.json")["key"]
+        candidates = [plan_dir / key / "run.json"]
+    except (OSError, ValueError, KeyError, TypeError):
+        candidates = sorted(plan_dir.glob("*/run.json"))
+    for run_json in candidates:
+        try:
+            if runs.read_json(run_json).get("run_id") == run_id:
+                return run_json.with_name("validated.json"), run_json
+        except (OSError, ValueError):
+            continue
+    raise PlanNotFound(f"no plan under {plan_dir} names the run {run_id}; plan again (run snakemake, "
+                       "which re-plans every config of the invocation)")

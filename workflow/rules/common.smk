@@ -55,13 +55,24 @@ def experiment_files():
     return list(dict.fromkeys(str(p) for p in spec))
 
 
+# Which plan names each run folder: train, evaluate and report do not take the plan files as inputs (a file
+# that is one of N outputs of a job costs Snakemake O(N) to look up); the DAG reaches them only through the
+# derive_arch_code checkpoint, and their scripts find the plan from the run id (ssvae.planning.plan_of_run).
+
 # Plan key (config stem, plus sweep point label) -> the config file(s) giving it. Never raises for one file:
 # what is wrong with a file (its YAML, its name, its sweep, a key shared with another file) is reported by
 # the plan's own invalid_config job. Keys are cached by file content, so parsing reads no YAML on reruns.
 PLANS = ssvae_planning.plan_sources(experiment_files(), results="results")
-CONFIG_FILES = sorted({f for files in PLANS.values() for f in files if Path(f).is_file()})
-# Names the planning benchmarks of this set of plans (two invocations on disjoint configs may plan at once).
+CONFIG_FILES = sorted({f for files in PLANS.values() for f in files})
+# What validate_config's outputs depend on: every config's path and content (a param, see plan.smk).
+CONFIGS_DIGEST = ssvae_planning.contents_digest(CONFIG_FILES)
+# Names the files of this set of plans that are not per plan (two invocations on disjoint configs may plan
+# at once, each its own set).
 PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
+PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
+# Planned already, from these very configs: the run ids are read straight away instead of through the
+# checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
+PLANS_CURRENT = ssvae_planning.plans_current(PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results")
 
 RUN_OUTPUTS = [
     "results/{run_id}/train.json",
@@ -122,8 +133,16 @@ def _run_documents():
 
 def planned_runs():
     """key -> run.json document of every plan; waits (Snakemake-wise) for the derive_arch_code checkpoint."""
-    checkpoints.derive_arch_code.get()
+    if not PLANS_CURRENT:
+        checkpoints.derive_arch_code.get()
     return _run_documents()["documents"]
+
+
+def planning_target(wildcards):
+    """The plan set's manifest when the run ids are read directly: keeps validate_config in the DAG, so it
+    reruns (and, with it, derive_arch_code) when stale. Not a checkpoint output: a job depending on one is
+    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids."""
+    return [PLAN_MANIFEST] if PLANS_CURRENT else []
 
 
 def run_targets(wildcards):
@@ -158,15 +177,6 @@ def plan_of_run(wildcards):
     return key
 
 
-def validated_of_run(wildcards):
-    # ancient: re-validating (a touched config, an edited description) must not retrain
-    return ancient(plan_file(plan_of_run(wildcards), "validated.json"))
-
-
-def run_json_of_run(wildcards):
-    return ancient(plan_file(plan_of_run(wildcards), "run.json"))
-
-
 def effective_of_run(wildcards):
     return read_json_cached(plan_file(plan_of_run(wildcards), "validated.json"))
 
@@ -185,17 +195,61 @@ def report_section(wildcards):
     }
 
 
-def plan_logger(log_files):
-    """log(key, line) for the planning jobs: each plan's lines go to its own log file."""
-    handles = {}
+# Resources ----------------------------------------------------------------------------------------------
+# Defined here once and used by the rules (the profiles set none, so a user's own profile can add partition,
+# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (README
+# "On a SLURM cluster"), with headroom; every retry gets twice the memory and time of the attempt before, so a
+# job killed for either is resubmitted bigger (a killed train job resumes from its epoch checkpoint).
+
+
+def doubling(base):
+    """A resource that doubles with every attempt: base, 2 x base, 4 x base, ..."""
+
+    def by_attempt(wildcards, attempt):
+        return base * 2 ** (attempt - 1)
+
+    return by_attempt
+
+
+def slurm_resources(**overrides):
+    """Partition, account and QOS from the workflow config (`--config slurm_partition=...`); unset: none given,
+    so the user's profile or the site's defaults decide."""
+    settings = {
+        "slurm_partition": config.get("slurm_partition", ""),
+        "slurm_account": config.get("slurm_account", ""),
+        "qos": config.get("slurm_qos", ""),
+        **overrides,
+    }
+    return {key: str(value) for key, value in settings.items() if value not in (None, "")}
+
+
+SLURM = slurm_resources()
+
+
+def gpus_of_run(wildcards):
+    """GPUs the experiment config asks the train job for (experiment.gpus; 0: CPU only)."""
+    return int(effective_of_run(wildcards)["effective"]["experiment"].get("gpus") or 0)
+
+
+def train_gres(wildcards):
+    """`gpu:N` for a train job whose config asks for N GPUs (SLURM: --gres=gpu:N), else nothing."""
+    gpus = gpus_of_run(wildcards)
+    return f"gpu:{gpus}" if gpus else ""
+
+
+def train_partition(wildcards):
+    """`slurm_gpu_partition` for a train job that asks for a GPU, else `slurm_partition`."""
+    return config["slurm_gpu_partition"] if gpus_of_run(wildcards) else config.get("slurm_partition", "")
+
+
+TRAIN_SLURM = {**SLURM, "slurm_partition": train_partition} if config.get("slurm_gpu_partition") else SLURM
+
+
+def plan_logger(log_file):
+    """log(key, line) for the planning jobs: every plan's lines in the job's one log, each with its key."""
+    handle = open(log_file, "w")
 
     def log(key, line):
-        if key not in handles:
-            handles[key] = open(log_files[key], "w")
-        print(line, file=handles[key], flush=True)
+        print(f"[{key}] {line}", file=handle, flush=True)
 
-    def close():
-        for handle in handles.values():
-            handle.close()
-
-    return log, close
+    return log, handle.close

@@ -1,6 +1,5 @@
 rule evaluate:
     input:
-        validated=validated_of_run,
         train="results/{name}__{arch}__{ts}/train.json",
         best="results/{name}__{arch}__{ts}/checkpoints/best.msgpack",
     output:
@@ -12,14 +11,16 @@ rule evaluate:
         "results/{name}__{arch}__{ts}/benchmarks/evaluate.tsv"
     conda:
         "../../envs/ssvae.yaml"
+    group:
+        "evaluate_report"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=doubling(1000),
+        runtime=doubling(10),
+        **SLURM,
     params:
         script=script("evaluate.py"),
         evaluation=evaluation_section,
     shell:
-        "{params.script} --validated {input.validated}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
         " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" > {log} 2>&1"

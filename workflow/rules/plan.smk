@@ -2,36 +2,44 @@
 # the profiles; without it each of the two jobs is one spawned process), so it costs seconds at thousands of
 # configs. Neither job fails for a bad config: each plan's errors go to its validated.json and log, and the
 # plan's own invalid_config job fails with them, so --keep-going finishes every other experiment.
+#
+# Snakemake records every input and log of a job in the metadata of each of its outputs, so a job with N
+# inputs (or logs) and N outputs costs N^2 (25 million input checksums at 5,000 configs). So validate_config
+# tracks the configs by a hash of their paths and contents (a param: an edit reruns it, a `touch` does not),
+# derive_arch_code reads one manifest of the plan set instead of every validated.json, and each writes one
+# log for all plans.
 
 
 rule validate_config:
-    input:
-        CONFIG_FILES,
     output:
         plan_files("validated.json"),
+        manifest=PLAN_MANIFEST,
     log:
-        plan_files("logs/validate_config.log"),
+        f"results/.plan/logs/validate_config.{PLAN_SET}.log",
     benchmark:
         f"results/.plan/benchmarks/validate_config.{PLAN_SET}.tsv"
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
+    params:
+        configs=CONFIGS_DIGEST,
     run:
-        log_line, close = plan_logger(dict(zip(PLANS, log)))
+        log_line, close = plan_logger(log[0])
         try:
             ssvae_planning.validate_all(PLANS, results="results", log=log_line)
+            ssvae_planning.write_manifest(output.manifest, PLANS, CONFIGS_DIGEST)
         finally:
             close()
 
 
 checkpoint derive_arch_code:
     input:
-        plan_files("validated.json"),
+        PLAN_MANIFEST,
     output:
         plan_files("run.json"),
     log:
-        plan_files("logs/derive_arch_code.log"),
+        f"results/.plan/logs/derive_arch_code.{PLAN_SET}.log",
     benchmark:
         f"results/.plan/benchmarks/derive_arch_code.{PLAN_SET}.tsv"
     threads: 1
@@ -39,7 +47,7 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        log_line, close = plan_logger(dict(zip(PLANS, log)))
+        log_line, close = plan_logger(log[0])
         try:
             ssvae_planning.derive_all(PLANS, results="results", log=log_line)
         finally:

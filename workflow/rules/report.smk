@@ -1,7 +1,5 @@
 rule report:
     input:
-        validated=validated_of_run,
-        run=run_json_of_run,
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",
         metrics="results/{name}__{arch}__{ts}/metrics.json",
@@ -24,13 +22,15 @@ rule report:
         "results/{name}__{arch}__{ts}/benchmarks/report.tsv"
     conda:
         "../../envs/ssvae.yaml"
+    group:
+        "evaluate_report"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=doubling(1000),
+        runtime=doubling(10),
+        **SLURM,
     params:
         script=script("report.py"),
         section=report_section,
     shell:
-        "{params.script} --validated {input.validated} --run-json {input.run}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"

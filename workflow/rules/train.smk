@@ -1,7 +1,4 @@
 rule train:
-    input:
-        validated=validated_of_run,
-        run=run_json_of_run,
     output:
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",
@@ -14,11 +11,12 @@ rule train:
         "../../envs/ssvae.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=240,
+        mem_mb=doubling(2000),
+        runtime=doubling(30),
+        gres=train_gres,
+        **TRAIN_SLURM,
     params:
         script=script("train.py"),
     shell:
-        "{params.script} --validated {input.validated} --run-json {input.run}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" > {log} 2>&1"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" >> {log} 2>&1"
