@@ -19,4 +19,7 @@ rule train:
         script=script("train.py"),
     shell:
         "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" >> {log} 2>&1"
+        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" 2>&1"
+        # Snakemake empties {log} before every attempt; logs/train_attempts.log keeps them all (a retry
+        # after a time limit, a resumed run after a kill).
+        " | tee -a results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}/logs/train_attempts.log > {log}"
