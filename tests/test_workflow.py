@@ -4,6 +4,7 @@ Every row of SPEC section 2's re-run table is a test here. A module-scoped works
 works on its own copy (results and Snakemake's metadata included).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -273,13 +274,24 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path
             break
         time.sleep(0.2)
     assert log is not None, "training never got going"
-    os.killpg(proc.pid, signal.SIGKILL)
+    # kill -9 of Snakemake alone (a lost login shell): its train job lives on (stopped here, so that it is
+    # still there, holding its run folder, however fast the machine)
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (log.parent.parent / "train.json").exists()
-    # Snakemake's own lock survives a kill -9 of Snakemake itself; --unlock clears it (as the message says)
-    blocked = snakemake(interrupted, check=False)
-    assert blocked.returncode != 0 and "--unlock" in blocked.output
-    snakemake(interrupted, "--unlock")
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        # Snakemake's own lock survives a kill -9 of Snakemake itself; --unlock clears it (as the message says)
+        blocked = snakemake(interrupted, check=False)
+        assert blocked.returncode != 0 and "--unlock" in blocked.output
+        snakemake(interrupted, "--unlock")
+        # ... but no second training starts on the folder while the first one lives
+        busy = snakemake(interrupted, check=False)
+        assert busy.returncode != 0
+        assert "another train job is still running for this run folder (pid" in busy.output
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # now the orphaned training too (a node going down)
+    assert not (log.parent.parent / "train.json").exists(), "the orphaned training finished before it was killed"
     resumed = snakemake(interrupted)
     assert resumed.ran("train") == 1
     assert "resum" in log.read_text().lower()
