@@ -1,3 +1,4 @@
+import contextlib
 import glob
 import hashlib
 import json
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ssvae import naming as ssvae_naming
 from ssvae import planning as ssvae_planning
+from ssvae import runs as ssvae_runs
 
 validate(config, schema="../schemas/workflow.schema.yaml")
 
@@ -250,6 +252,18 @@ def train_partition(wildcards):
 
 
 TRAIN_SLURM = {**SLURM, "slurm_partition": train_partition} if config.get("slurm_gpu_partition") else SLURM
+
+
+@contextlib.contextmanager
+def readable_write_faults():
+    """A full disk or an unwritable results/ fails a planning job with one paragraph (path, what to do)."""
+    try:
+        yield
+    except OSError as exc:
+        fault = ssvae_runs.write_fault(exc)
+        if fault is None:
+            raise
+        raise WorkflowError(ssvae_runs.write_fault_message(fault)) from None
 
 
 def plan_logger(log_file):

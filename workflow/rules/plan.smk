@@ -25,12 +25,13 @@ rule validate_config:
     params:
         configs=CONFIGS_DIGEST,
     run:
-        log_line, close = plan_logger(log[0])
-        try:
-            ssvae_planning.validate_all(PLANS, results="results", log=log_line)
-            ssvae_planning.write_manifest(output.manifest, PLANS, CONFIGS_DIGEST)
-        finally:
-            close()
+        with readable_write_faults():
+            log_line, close = plan_logger(log[0])
+            try:
+                ssvae_planning.validate_all(PLANS, results="results", log=log_line)
+                ssvae_planning.write_manifest(output.manifest, PLANS, CONFIGS_DIGEST)
+            finally:
+                close()
 
 
 checkpoint derive_arch_code:
@@ -47,11 +48,12 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        log_line, close = plan_logger(log[0])
-        try:
-            ssvae_planning.derive_all(PLANS, results="results", log=log_line)
-        finally:
-            close()
+        with readable_write_faults():
+            log_line, close = plan_logger(log[0])
+            try:
+                ssvae_planning.derive_all(PLANS, results="results", log=log_line)
+            finally:
+                close()
 
 
 # The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.
