@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -74,19 +75,26 @@ def env() -> dict:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
-def timed(cmd: list[str], cwd: Path, expect: str | None = None) -> float:
-    start = time.perf_counter()
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: Path, expect: str | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command. CPU time is the steadier figure on a shared machine."""
+    start, cpu = time.perf_counter(), _child_cpu()
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    print(f"  {seconds:7.2f} s  {cwd.name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+    seconds, cpu = time.perf_counter() - start, _child_cpu() - cpu
+    print(f"  {seconds:7.2f} s wall {cpu:7.2f} s CPU  {cwd.name}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0 or (expect and expect not in output):
         raise SystemExit(f"{' '.join(cmd)} in {cwd} failed ({proc.returncode}):\n{output[-4000:]}")
-    return seconds
+    return seconds, cpu
 
 
-def median_of(repeats: int, cmd: list[str], cwd: Path, expect: str | None = None) -> float:
-    return statistics.median(timed(cmd, cwd, expect) for _ in range(repeats))
+def median_of(repeats: int, cmd: list[str], cwd: Path, expect: str | None = None) -> tuple[float, float]:
+    runs = [timed(cmd, cwd, expect) for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def tiny_config(name: str, i: int) -> dict:
@@ -197,14 +205,17 @@ def measure(n: int, scratch: Path, template: Path, repeats: int) -> dict:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("| configs | planning s | `-n` before s (plain) | `-n` after s (plain, ratio) | no-op s (plain, ratio) "
-          "| `compare` s (script alone) |")
+    """Wall seconds, then CPU seconds; ratios ours / plain."""
+    print("| configs | planning s (CPU) | `-n` before s (plain) | `-n` after s: ours / plain = ratio (CPU ratio) "
+          "| no-op s: ours / plain = ratio (CPU ratio) | `compare` s (script alone) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['n']} | {r['plan']:.1f} | {r['dry0']:.2f} ({r['plain_dry0']:.2f}) "
-              f"| {r['dry1']:.2f} ({r['plain_dry1']:.2f}, {r['dry1'] / r['plain_dry1']:.2f}x) "
-              f"| {r['noop']:.2f} ({r['plain_noop']:.2f}, {r['noop'] / r['plain_noop']:.2f}x) "
-              f"| {r['compare']:.2f} ({r['compare_script']:.2f}) |", flush=True)
+        def pair(key):
+            (wo, co), (wp, cp) = r[key], r["plain_" + key]
+            return f"{wo:.2f} / {wp:.2f} = {wo / wp:.2f}x ({co / cp:.2f}x)"
+        print(f"| {r['n']} | {r['plan'][0]:.1f} ({r['plan'][1]:.1f}) | {r['dry0'][0]:.2f} ({r['plain_dry0'][0]:.2f}) "
+              f"| {pair('dry1')} | {pair('noop')} | {r['compare'][0]:.2f} ({r['compare_script'][0]:.2f}) |",
+              flush=True)
 
 
 def main() -> None:

@@ -220,6 +220,8 @@ def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
             elif not plans:
                 documents[key] = error_document(key, [path], [config_mod.ConfigError(
                     path, "", None, f"has no run with key {key!r} any more (it changed while planning); run again")])
+            elif any(not plan.ok for plan in plans):  # the config's own check found why (e.g. repeated seeds)
+                documents[key] = next(plan for plan in plans if not plan.ok).to_dict()
             else:
                 documents[key] = error_document(key, [path], [config_mod.ConfigError(
                     path, "sweep", key, "two sweep points give the same run key; make their values differ")])

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config as config_mod
-from . import naming, runlock, runs
+from . import runlock, runs
 
 PLAN_DIR = ".plan"
 
@@ -46,14 +46,12 @@ def validate_config(config_path: str | Path, key: str, out: str | Path, log: Cal
 def derive_arch_code(validated: str | Path, results: str | Path, out: str | Path,
                      log: Callable[[str], None] = log_line) -> dict:
     """Give the run its id: the arch code from the model section and a timestamp minted once per identity."""
+    from . import planning
+
     plan = runs.read_json(validated)
-    arch = naming.arch_code(plan["effective"]["model"])
-    ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
-    run_id = naming.RunId(plan["name"], arch, ts)
-    document = {"key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-                "identity": plan["identity"]}
+    document = planning.run_document(plan, results)
     runs.write_json(out, document)
-    log(f"{plan['key']}: run {run_id}")
+    log(f"{plan['key']}: run {document['run_id']}")
     return document
 
 

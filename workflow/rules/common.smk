@@ -43,6 +43,11 @@ NAMING_SOURCE = os.path.relpath(ssvae_naming.__file__)
 os.environ["SSVAE_JAX_CACHE"] = str(config.get("jax_cache", "auto"))
 
 
+# (declared, so that Snakemake also hands it to jobs on other machines)
+envvars:
+    "SSVAE_JAX_CACHE",
+
+
 def experiment_files():
     """The experiment configs of this invocation: a glob (files starting with `_` skipped) or a list.
 
@@ -74,7 +79,9 @@ PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
 PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
 # Planned already, from these very configs: the run ids are read straight away instead of through the
 # checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
-PLANS_CURRENT = ssvae_planning.plans_current(PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results")
+PLANS_CURRENT = ssvae_planning.plans_current(
+    PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results"
+)
 
 RUN_OUTPUTS = [
     "results/{run_id}/train.json",
@@ -127,10 +134,14 @@ def _run_documents():
         documents = {}
         for key in PLANS:
             try:
-                documents[key] = json.loads(Path(plan_file(key, "run.json")).read_text())
+                documents[key] = json.loads(
+                    Path(plan_file(key, "run.json")).read_text()
+                )
             except FileNotFoundError:
                 pass
-        _runs_cache.update(stamp=stamp, documents=documents, by_run=ssvae_planning.run_map(documents))
+        _runs_cache.update(
+            stamp=stamp, documents=documents, by_run=ssvae_planning.run_map(documents)
+        )
     return _runs_cache
 
 
@@ -162,7 +173,9 @@ def run_targets(wildcards):
 def summaries_of_good_runs(wildcards):
     """compare's input: the summary of every run that can be trained (invalid configs never hold it up)."""
     runs = planned_runs()
-    return sorted({f"results/{run['run_id']}/summary.json" for run in runs.values() if run["ok"]})
+    return sorted(
+        {f"results/{run['run_id']}/summary.json" for run in runs.values() if run["ok"]}
+    )
 
 
 def comparison_target(wildcards):
@@ -176,7 +189,9 @@ def plan_of_run(wildcards):
     run_id = f"{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
     key = _run_documents()["by_run"].get(run_id)
     if key is None:
-        raise WorkflowError(f"no experiment config of this invocation plans the run {run_id}")
+        raise WorkflowError(
+            f"no experiment config of this invocation plans the run {run_id}"
+        )
     return key
 
 
@@ -229,7 +244,9 @@ def slurm_resources(**overrides):
         "qos": config.get("slurm_qos", ""),
         **overrides,
     }
-    return {key: str(value) for key, value in settings.items() if value not in (None, "")}
+    return {
+        key: str(value) for key, value in settings.items() if value not in (None, "")
+    }
 
 
 SLURM = slurm_resources()
@@ -248,10 +265,18 @@ def train_gres(wildcards):
 
 def train_partition(wildcards):
     """`slurm_gpu_partition` for a train job that asks for a GPU, else `slurm_partition`."""
-    return config["slurm_gpu_partition"] if gpus_of_run(wildcards) else config.get("slurm_partition", "")
+    return (
+        config["slurm_gpu_partition"]
+        if gpus_of_run(wildcards)
+        else config.get("slurm_partition", "")
+    )
 
 
-TRAIN_SLURM = {**SLURM, "slurm_partition": train_partition} if config.get("slurm_gpu_partition") else SLURM
+TRAIN_SLURM = (
+    {**SLURM, "slurm_partition": train_partition}
+    if config.get("slurm_gpu_partition")
+    else SLURM
+)
 
 
 @contextlib.contextmanager
@@ -266,11 +291,21 @@ def readable_write_faults():
         raise WorkflowError(ssvae_runs.write_fault_message(fault)) from None
 
 
-def plan_logger(log_file):
+@contextlib.contextmanager
+def plan_log(log_file):
     """log(key, line) for the planning jobs: every plan's lines in the job's one log, each with its key."""
-    handle = open(log_file, "w")
+    with open(log_file, "w") as handle:
+        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
 
-    def log(key, line):
-        print(f"[{key}] {line}", file=handle, flush=True)
 
-    return log, handle.close
+def validate_every_plan(manifest, log_file):
+    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
+    with readable_write_faults(), plan_log(log_file) as log:
+        ssvae_planning.validate_all(PLANS, results="results", log=log)
+        ssvae_planning.write_manifest(manifest, PLANS, CONFIGS_DIGEST)
+
+
+def derive_every_plan(log_file):
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
+    with readable_write_faults(), plan_log(log_file) as log:
+        ssvae_planning.derive_all(PLANS, results="results", log=log)

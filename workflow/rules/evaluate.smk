@@ -9,18 +9,18 @@ rule evaluate:
         "results/{name}__{arch}__{ts}/logs/evaluate.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/evaluate.tsv"
-    conda:
-        "../../envs/ssvae.yaml"
     group:
         "evaluate_report"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
+        **SLURM,
         mem_mb=doubling(1000),
         runtime=doubling(10),
-        **SLURM,
     params:
         script=script("evaluate.py"),
         evaluation=evaluation_section,
     shell:
         "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" > {log} 2>&1"
+        ' --threads {threads} --jax-cache "$SSVAE_JAX_CACHE" > {log} 2>&1'

@@ -25,13 +25,7 @@ rule validate_config:
     params:
         configs=CONFIGS_DIGEST,
     run:
-        with readable_write_faults():
-            log_line, close = plan_logger(log[0])
-            try:
-                ssvae_planning.validate_all(PLANS, results="results", log=log_line)
-                ssvae_planning.write_manifest(output.manifest, PLANS, CONFIGS_DIGEST)
-            finally:
-                close()
+        validate_every_plan(output.manifest, log[0])
 
 
 checkpoint derive_arch_code:
@@ -48,12 +42,7 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        with readable_write_faults():
-            log_line, close = plan_logger(log[0])
-            try:
-                ssvae_planning.derive_all(PLANS, results="results", log=log_line)
-            finally:
-                close()
+        derive_every_plan(log[0])
 
 
 # The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.
@@ -66,6 +55,8 @@ rule invalid_config:
         "results/.plan/{plan}/logs/invalid_config.log",
     benchmark:
         "results/.plan/{plan}/benchmarks/invalid_config.tsv"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
         mem_mb=100,

@@ -26,15 +26,15 @@ rule report:
         "results/{name}__{arch}__{ts}/logs/report.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/report.tsv"
-    conda:
-        "../../envs/ssvae.yaml"
     group:
         "evaluate_report"
+    conda:
+        "../../envs/ssvae.yaml"
     threads: 1
     resources:
-        mem_mb=doubling(1000),
-        runtime=doubling(10),
         **SLURM,
+        mem_mb=doubling(500),
+        runtime=doubling(10),
     params:
         script=script("report.py"),
         section=report_section,

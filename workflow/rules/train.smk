@@ -11,15 +11,15 @@ rule train:
         "../../envs/ssvae.yaml"
     threads: 2
     resources:
-        mem_mb=doubling(2000),
+        **TRAIN_SLURM,
+        mem_mb=doubling(3000),
         runtime=doubling(30),
         gres=train_gres,
-        **TRAIN_SLURM,
     params:
         script=script("train.py"),
     shell:
         "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache \"$SSVAE_JAX_CACHE\" 2>&1"
+        ' --threads {threads} --jax-cache "$SSVAE_JAX_CACHE" 2>&1'
         # Snakemake empties {log} before every attempt; logs/train_attempts.log keeps them all (a retry
         # after a time limit, a resumed run after a kill).
         " | tee -a results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}/logs/train_attempts.log > {log}"
