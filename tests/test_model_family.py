@@ -55,6 +55,8 @@ def combinations():
             continue
         if conditioning != "none" and not conditionable:
             continue
+        if prior.get("use_gumbel_softmax") and conditioning == "none" and "latent_layout" not in prior:
+            continue  # shared-layout routing acts only through conditioning: rejected by validation
         overrides = {**prior, "use_tau_classifier": tau, "decoder_conditioning": conditioning,
                      "use_heteroscedastic_decoder": het, "reconstruction_loss": "mse" if het else "bce"}
         yield naming.arch_code(model_config(**overrides)), overrides

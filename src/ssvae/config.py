@@ -100,6 +100,7 @@ class DataConfig:
     val_split: float
     test_split: float
     seed: int
+    augment_shift: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +136,7 @@ class ModelConfig:
     kl_c_anneal_epochs: int
     dirichlet_alpha: float | None
     dirichlet_weight: float
-    learnable_pi: bool
+    learnable_pi: bool | None
     component_diversity_weight: float
     component_embedding_dim: int
     decoder_conditioning: str
@@ -182,6 +183,14 @@ class ModelConfig:
     @property
     def is_vamp(self) -> bool:
         return self.prior_type == "vamp"
+
+    @property
+    def learns_pi(self) -> bool:
+        """π = softmax(π-logits) is trained (mixture, geometric_mog): `learnable_pi`, which resolves to true
+        beside a Dirichlet α."""
+        if not self.has_component_embeddings:
+            return False
+        return bool(self.learnable_pi) if self.learnable_pi is not None else self.dirichlet_alpha is not None
 
     @property
     def uses_dirichlet(self) -> bool:
@@ -419,6 +428,7 @@ def _resolve(effective: dict, source: Path) -> None:
         effective["experiment"]["name"] = source.stem
     if model["component_embedding_dim"] is None:
         model["component_embedding_dim"] = model["latent_dim"]
+    _resolve_learnable_pi(model)
     if model["use_component_aware_decoder"] and model["decoder_conditioning"] == "none":
         model["decoder_conditioning"] = "concat"
     model["use_component_aware_decoder"] = False
@@ -426,6 +436,63 @@ def _resolve(effective: dict, source: Path) -> None:
         model["input_hw"] = list(DATASETS[data["dataset"]]["hw"])
     if data["path"] is not None:
         data["path"] = str(data["path"])
+
+
+def _resolve_learnable_pi(model: dict) -> None:
+    """`learnable_pi: null` (the default) resolves to true when a Dirichlet α is set (its MAP estimate of π is
+    what α asks for), else to false; an explicit true or false is kept (false beside α is rejected)."""
+    if model["learnable_pi"] is None:
+        model["learnable_pi"] = model["dirichlet_alpha"] is not None and model["prior_type"] in CONDITIONABLE_PRIORS
+
+
+def _pi_rules(m: dict, err) -> None:
+    """A learned π must be able to act: it enters the loss only through KL(q(c|x) ‖ π) (and the Dirichlet
+    penalty on itself), so a Dirichlet α with an explicit `learnable_pi: false`, or a learned π whose KL_c
+    term is off, would change nothing the model computes."""
+    dirichlet = m["dirichlet_alpha"] is not None and m["prior_type"] in CONDITIONABLE_PRIORS
+    if dirichlet and not m["learnable_pi"]:  # null resolves to true beside alpha: this false was written
+        err("model.learnable_pi", False,
+            "a Dirichlet alpha is a prior on the learned mixture weights pi (its MAP estimate); with pi fixed "
+            "the penalty is a constant", allowed="true or null (learned), or set model.dirichlet_alpha: null")
+    if m["learnable_pi"] and m["prior_type"] in CONDITIONABLE_PRIORS:
+        key, value = ("model.dirichlet_alpha", m["dirichlet_alpha"]) if dirichlet else ("model.learnable_pi", True)
+        if m["c_regularizer"] == "logit_mog":
+            err(key, value, "pi enters the loss only through KL(q(c|x) || pi), which c_regularizer 'logit_mog' "
+                "leaves out, so a learned pi would change nothing", allowed="c_regularizer categorical or both")
+        elif m["kl_c_weight"] == 0:
+            err(key, value, "pi enters the loss only through KL(q(c|x) || pi), which kl_c_weight 0 switches off, "
+                "so a learned pi would change nothing", allowed="kl_c_weight > 0")
+
+
+def _gumbel_rule(m: dict, err) -> None:
+    """With the shared latent layout the Gumbel-softmax sample y reaches the loss only through the decoder's
+    embedding Σ_k y_k e_k; without decoder conditioning it would be computed and dropped."""
+    if (m["use_gumbel_softmax"] and m["prior_type"] in CONDITIONABLE_PRIORS and m["latent_layout"] == "shared"
+            and m["decoder_conditioning"] == "none"):
+        err("model.use_gumbel_softmax", True,
+            "Gumbel-softmax routing with the shared latent layout acts only through decoder conditioning, and "
+            "decoder_conditioning is none", allowed="false, or set decoder_conditioning (concat, film, cin) or "
+            "latent_layout: decentralized")
+
+
+def _symmetric_components_warning(m: dict, file: str, warnings: list[str]) -> None:
+    """Warn when nothing in the loss can tell one mixture component from another (they stay interchangeable)."""
+    if m["prior_type"] != "mixture" or m["latent_layout"] != "shared" or m["decoder_conditioning"] != "none":
+        return
+    if m["use_tau_classifier"] and m["tau_init_counts"] > 0:
+        return
+    why = ("every component has the same p(z|c) = N(0, I), the latent layout is shared and the decoder is not "
+           "conditioned on c")
+    if m["use_tau_classifier"]:
+        effect = ("and the tau-classifier starts uniform (tau_init_counts 0), so no term of the loss can tell one "
+                  "component from another: usage stays uniform and the tau-classifier stays near chance")
+    else:
+        effect = ("so no term of the loss can tell one component from another: the components stay "
+                  "interchangeable (uniform usage, meaningless clustering metrics); the classifier head on z "
+                  "still learns")
+    warnings.append(f"{file}: model: the mixture components cannot specialise: {why}, {effect}. Set "
+                    "decoder_conditioning (concat, film, cin), latent_layout: decentralized, a tau-classifier "
+                    "with tau_init_counts > 0, or prior_type geometric_mog or vamp")
 
 
 def _semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigError]:
@@ -461,6 +528,9 @@ def _semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigEr
     if m["use_gumbel_softmax"] and prior not in CONDITIONABLE_PRIORS:
         err("model.use_gumbel_softmax", True,
             f"Gumbel-softmax routing needs a mixture or geometric_mog prior, not {prior!r}", allowed="false")
+    _pi_rules(m, err)
+    _gumbel_rule(m, err)
+    _symmetric_components_warning(m, file, warnings)
     if m["learnable_pi"] and prior not in CONDITIONABLE_PRIORS:
         err("model.learnable_pi", True, f"a learnable pi needs a mixture or geometric_mog prior, not {prior!r}",
             allowed="false")

@@ -138,6 +138,12 @@ def vamp_init_pseudo_inputs(x_train: np.ndarray, num_components: int, method: st
     return centres.reshape(num_components, *x_train.shape[1:]).astype(np.float32)
 
 
+def vamp_log_responsibilities(z, log_pi, pseudo_mu, pseudo_logvar):
+    """VampPrior responsibilities in log space: log r_k = log softmax_k(log π_k + log q(z|u_k)), z [B, D]."""
+    log_components = gaussian_log_density(z[:, None, :], pseudo_mu[None], pseudo_logvar[None])  # [B, K]
+    return jax.nn.log_softmax(log_pi + log_components, axis=-1)
+
+
 def kl_z_vamp(key, mu, logvar, pseudo_mu, pseudo_logvar, num_samples: int):
     """VampPrior: KL_z ≈ (1/S) Σ_s [log q(z_s|x) − log Σ_k π_k q(z_s|u_k)], z_s ~ q(z|x), π uniform, S fresh samples."""
     eps = jax.random.normal(key, (num_samples, *mu.shape), mu.dtype)
