@@ -11,8 +11,8 @@ KEY_STREAM = 0x5A1F7
 
 def random_shift(key, x, max_shift: int):
     """Each image of x [B, H, W] translated by its own (dy, dx) ~ U{−s, …, s}², s = max_shift, zero fill:
-    x'[i, j] = x[i − dy, j − dx] where that pixel exists, else 0. s = 0 returns x."""
-    if max_shift <= 0:
+    x'[i, j] = x[i − dy, j − dx] where that pixel exists, else 0. s = 0 (or None) returns x."""
+    if not max_shift:
         return x
     batch, height, width = x.shape
     offsets = jax.random.randint(key, (batch, 2), 0, 2 * max_shift + 1)

@@ -46,6 +46,21 @@ UNSUPPORTED_UNLESS_OFF = {
     "xla_flags": None,
 }
 
+# τ counts a τ-classifier starts with on its component-to-class assignment when the config leaves them unset:
+# enough that the assignment outlasts the first epochs' labeled counts (about 100 per component per epoch with
+# 100 labels and labeled_batch_size 32), so the labels move the components rather than rename them.
+DEFAULT_TAU_INIT_COUNTS = 1000.0
+
+# Labeled images added to every training batch when the config leaves `labeled_batch_size` unset.
+DEFAULT_LABELED_BATCH_SIZE = 32
+
+
+def default_augment_shift(image_hw: tuple[int, int]) -> int:
+    """Random-shift range used when `data.augment_shift` is unset: 2 pixels for 28×28 images, none for the 8×8
+    digits (one pixel is an eighth of the image there)."""
+    return 2 if min(image_hw) >= 28 else 0
+
+
 # The earlier system's `data.dataset_variant` values.
 LEGACY_DATASET_VARIANTS = {"digits": "digits", "mnist_digits": "digits", "fallback": "digits", "mnist": "mnist"}
 
@@ -100,7 +115,7 @@ class DataConfig:
     val_split: float
     test_split: float
     seed: int
-    augment_shift: int = 0
+    augment_shift: int | None = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -429,11 +444,17 @@ def _resolve(effective: dict, source: Path) -> None:
     if model["component_embedding_dim"] is None:
         model["component_embedding_dim"] = model["latent_dim"]
     _resolve_learnable_pi(model)
+    if model["tau_init_counts"] is None:
+        model["tau_init_counts"] = DEFAULT_TAU_INIT_COUNTS if model["use_tau_classifier"] else 0.0
     if model["use_component_aware_decoder"] and model["decoder_conditioning"] == "none":
         model["decoder_conditioning"] = "concat"
     model["use_component_aware_decoder"] = False
     if model["input_hw"] is None:
         model["input_hw"] = list(DATASETS[data["dataset"]]["hw"])
+    if model["labeled_batch_size"] is None:
+        model["labeled_batch_size"] = DEFAULT_LABELED_BATCH_SIZE if data["num_labeled"] > 0 else 0
+    if data["augment_shift"] is None:
+        data["augment_shift"] = default_augment_shift(DATASETS[data["dataset"]]["hw"])
     if data["path"] is not None:
         data["path"] = str(data["path"])
 
@@ -515,7 +536,7 @@ def _semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigEr
                 allowed=f">= {m['num_classes']}")
     if m["tau_init_counts"] > 0 and not m["use_tau_classifier"]:
         err("model.tau_init_counts", m["tau_init_counts"], "only the tau-classifier has counts to initialise",
-            allowed="0, or set model.use_tau_classifier: true")
+            allowed="0 or null, or set model.use_tau_classifier: true")
     if m["decoder_conditioning"] != "none" and prior not in CONDITIONABLE_PRIORS:
         err("model.decoder_conditioning", m["decoder_conditioning"],
             f"decoder conditioning needs a mixture or geometric_mog prior, not {prior!r}", allowed="none")
