@@ -13,6 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from ssvae import compute  # noqa: E402
 
 
+def _report_write_faults(kind, exc, tb, previous=sys.excepthook):
+    """A full disk or an unwritable results/ ends a stage with one readable paragraph, not a traceback."""
+    from ssvae import runs  # only now: numpy must not load before a JAX job has set its threads
+
+    runs.report_write_faults(previous)(kind, exc, tb)
+
+
+sys.excepthook = _report_write_faults
+
+
 def jax_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--validated", required=True)

@@ -1,4 +1,8 @@
-"""compare: one table and plots across every run folder under the results directory."""
+"""compare: one ranked table and plots across every run folder under the results directory.
+
+A run folder that cannot be read is skipped with a warning naming it; it never fails the job (Snakemake would
+then delete COMPARISON.md).
+"""
 
 import _stage  # noqa: F401  (puts the repository's src/ on the import path)
 
@@ -8,7 +12,8 @@ from ssvae import compare, stages
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--results", required=True)
+parser.add_argument("--sort", default="accuracy", choices=tuple(compare.RANK_METRICS))
 args = parser.parse_args()
 
-result = compare.compare_runs(args.results)
-stages.log_line(f"compared {len(result.get('rows', []))} runs")
+result = compare.compare_runs(args.results, metric=args.sort, warn=lambda m: stages.log_line(f"warning: {m}"))
+stages.log_line(f"compared {len(result['rows'])} run folders, {len(result['ranked'])} ranked entries")

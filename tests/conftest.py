@@ -17,3 +17,20 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(tmp_path_factory):
+    """A workspace where the real `snakemake` trained, evaluated, reported and compared two tiny runs (a standard
+    prior, and a τ-classifier mixture declared as a one-seed sweep, so its run is `beta-s42`), shared by the
+    results tests that need real run folders. Copy it (workflow_helpers.clone_workspace) before changing
+    anything."""
+    from workflow_helpers import make_workspace, snakemake, tiny_config
+
+    configs = {"alpha.yaml": tiny_config("alpha"),
+               "beta.yaml": tiny_config("beta", model={"prior_type": "mixture", "num_components": 10,
+                                                       "use_tau_classifier": True, "decoder_conditioning": "film"},
+                                     sweep={"seeds": [42]})}
+    workspace = make_workspace(tmp_path_factory.mktemp("trained"), configs)
+    snakemake(workspace)
+    return workspace

@@ -44,7 +44,8 @@ def test_trained_model_through_evaluate_and_report(tmp_path, model):
     drawn = plots.applicable_plots(experiment.model)
     assert {name: p["status"] for name, p in summary["plots"].items()} == \
         {n: "success" if n in drawn else "disabled" for n in plots.PLOT_NAMES}
-    assert summary["warnings"] == []  # split, fingerprint and evaluated epoch all consistent
+    # split, fingerprint and evaluated epoch all consistent: the only warnings are the run's diagnostics
+    assert summary["warnings"] == [d["message"] for d in summary["diagnostics"]]
     assert summary["headline"]["accuracy"] == document["metrics"]["accuracy"]["value"]
     assert summary["training"]["best_epoch"] == result["best_epoch"]
     assert sorted(p.name for p in (run_dir / "figures").iterdir()) == sorted(f"{n}.png" for n in drawn)

@@ -119,3 +119,17 @@ def test_legend_examples_come_from_the_naming_code():
     assert "`geo9-grid-dec-gbl_head_film`" in legend
     for part in ["## prior", "## classifier", "## decoder"]:
         assert part in legend
+
+
+def test_every_legend_table_row_has_as_many_cells_as_its_header():
+    """`|` inside a meaning (p(z|c), q(z_k|x), p(y|x)) is escaped, so no row splits into extra cells."""
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(naming.naming_legend(DEFAULT_MODEL))
+    tables = re.findall(r"<table>(.*?)</table>", html, flags=re.S)
+    assert len(tables) == 4
+    for table in tables:
+        header = len(re.findall(r"<th>", table))
+        for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]:
+            assert len(re.findall(r"<td>", row)) == header, row
+    assert "<td>mixture prior with K components (p(z|c) = N(0, I)" in html

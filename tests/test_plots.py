@@ -179,3 +179,62 @@ def test_the_figures_directory_caption_picks_each_plots_text_by_the_figure_wildc
         assert warnings.getvalue() == ""
         expected = plots._BY_NAME[name].title if name in plots.PLOT_NAMES else "A figure of this run"
         assert expected in text and text.count("**") <= 2
+
+
+def loss_history(epochs=6, val_includes_classification=False, dirichlet=2.302585):
+    """history.csv columns as training writes them: val_loss without classification (unless asked)."""
+    rng = np.random.default_rng(0)
+    epoch = np.arange(1, epochs + 1, dtype=float)
+    history = {"epoch": epoch}
+    for split, offset in (("train", 0.0), ("val", 2.0)):
+        terms = {"reconstruction": 60 / epoch + 20 + offset, "kl_z": 5 + 0.1 * epoch,
+                 "classification": 20 / epoch + 1, "dirichlet": dirichlet + rng.normal(0, 1e-7, epochs),
+                 "kl_c": np.zeros(epochs), "l1": np.zeros(epochs)}
+        for t, v in terms.items():
+            history[f"{split}_{t}"] = v
+        summed = [t for t in terms if split == "train" or val_includes_classification or t != "classification"]
+        history[f"{split}_loss"] = np.sum([terms[t] for t in summed], axis=0)
+    history["train_accuracy"] = history["val_accuracy"] = np.linspace(0.3, 0.8, epochs)
+    return history
+
+
+def legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_loss_curves_say_which_terms_each_total_sums(tmp_path):
+    inputs = inputs_for(tmp_path)
+    inputs.history = loss_history()
+    fig = plots.plot_loss_curves(inputs)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles[0] == "total loss\n(train = Σ all terms; validation = Σ terms except classification)"
+    inputs.history = loss_history(val_includes_classification=True)
+    assert plots.plot_loss_curves(inputs).axes[0].get_title().endswith("validation = Σ all terms)")
+    assert set(plots.total_terms(loss_history(), "val")) == {"reconstruction", "kl_z", "dirichlet", "kl_c", "l1"}
+    broken = loss_history()
+    broken["val_loss"] = broken["val_loss"] * 3
+    assert plots.total_terms(broken, "val") is None
+    assert "validation: as logged" in plots._total_title(broken)
+
+
+def test_constant_and_zero_terms_get_no_panel_and_are_listed_with_their_value(tmp_path):
+    inputs = inputs_for(tmp_path)
+    inputs.history = loss_history()  # a Dirichlet penalty of 2.302585 ± 1e-7: float noise around a constant
+    fig = plots.plot_loss_curves(inputs)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert not any("Dirichlet" in t for t in titles) and "classification" in titles
+    texts = legend_texts(fig)
+    assert "not drawn, constant in every epoch: dirichlet = 2.303" in texts
+    assert "not drawn, 0 in every epoch: kl_c, l1" in texts
+    inputs.history = loss_history(dirichlet=np.linspace(2.0, 2.3, 6))  # a learned π: the penalty moves
+    assert any("Dirichlet" in ax.get_title() for ax in plots.plot_loss_curves(inputs).axes)
+    assert plots.constant_value(np.array([1.0, 1.0 + 1e-9]), None) == pytest.approx(1.0)
+    assert plots.constant_value(np.array([1.0, 1.01])) is None
+
+
+def test_sigma_maps_say_when_sigma_is_clipped(tmp_path):
+    inputs = inputs_for(tmp_path, {**MIXTURE, "sigma_min": 0.05, "sigma_max": 0.06})
+    assert "clipped, not learned" in plots.plot_sigma_maps(inputs)._suptitle.get_text()
+    (tmp_path / "spread").mkdir()
+    spread = inputs_for(tmp_path / "spread", {**MIXTURE, "sigma_min": 0.01, "sigma_max": 5.0})
+    assert "clipped" not in plots.plot_sigma_maps(spread)._suptitle.get_text()

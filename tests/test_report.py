@@ -24,11 +24,12 @@ def build(tmp_path, model=None, history=True, warnings=(), **load_kwargs):
 def test_summary_and_report_of_a_complete_run(tmp_path):
     run_dir, experiment = build(tmp_path, MIXTURE, warnings=["a config warning"])
     summary = strict_loads((run_dir / "summary.json").read_text())
-    assert summary["schema_version"] == 1
+    assert summary["schema_version"] == 2
     assert summary["status"] == "success" and summary["failures"] == []
     assert set(summary) >= {"training", "evaluation", "plots", "warnings", "metadata", "config", "headline"}
     assert summary["metadata"]["run_id"] == RUN_ID
-    assert summary["warnings"] == ["a config warning"]
+    assert summary["warnings"][0] == "a config warning"
+    assert summary["warnings"][1:] == [d["message"] for d in summary["diagnostics"]]
     assert set(summary["evaluation"]["metrics"]) == set(metrics.METRIC_NAMES)
     assert all(m["status"] == "success" for m in summary["evaluation"]["metrics"].values())
     assert set(summary["plots"]) == set(plots.PLOT_NAMES)
@@ -45,6 +46,7 @@ def test_summary_and_report_of_a_complete_run(tmp_path):
     text = (run_dir / "REPORT.md").read_text()
     assert text.startswith("# synthetic\n")
     assert "synthetic run for tests" in text and "`test`" in text  # description and tags
+    assert (run_dir / "REPORT.html").read_text().startswith("<!DOCTYPE html>")
     for section in ("## Headline", "## Warnings", "## Configuration", "## Training", "## Metrics", "## Plots",
                     "## Figures", "## Provenance"):
         assert section in text
@@ -76,6 +78,7 @@ def test_a_standard_prior_report_lists_disabled_items_with_reasons(tmp_path):
 
 
 FEW_PLOTS = {"skip_plots": ["latent_by_label", "reconstructions", "samples", "calibration", "confusion_matrix"]}
+NO_PLOTS = {"skip_plots": list(plots.PLOT_NAMES)}
 
 
 def test_a_failed_plot_makes_the_run_partial_and_says_why(tmp_path):
@@ -119,3 +122,56 @@ def test_format_value_keeps_lines_short():
     assert report.format_value([[1, 2], [3, 4]]) == "2×2 matrix (metrics.json)"
     assert report.format_value(list(range(30))) == "30 values (metrics.json)"
     assert report.format_value({"count": 3, "variance": list(range(30))}) == "count: 3"
+
+
+def test_the_headline_carries_the_standard_error_and_the_gain_over_the_baseline(tmp_path):
+    run_dir, _ = build(tmp_path, report=NO_PLOTS)
+    summary = strict_loads((run_dir / "summary.json").read_text())
+    head = summary["headline"]
+    n = head["num_examples"]
+    assert n == 360 and head["accuracy_se"] == pytest.approx(np.sqrt(head["accuracy"] * (1 - head["accuracy"]) / n))
+    assert head["gain"] == pytest.approx(head["accuracy"] - head["baseline_accuracy"])
+    text = (run_dir / "REPORT.md").read_text()
+    assert f"| test accuracy (this model), ± binomial standard error on 360 images | " \
+           f"{100 * head['accuracy']:.1f}% ± {100 * head['accuracy_se']:.1f} |" in text
+    assert f"{100 * head['gain']:+.1f} ± {100 * head['gain_se']:.1f} points" in text
+
+
+def section_of(text, heading):
+    start = text.index(heading)
+    end = text.find("\n### ", start + len(heading))
+    return text[start:end if end > 0 else None]
+
+
+def test_the_config_table_shows_the_keys_that_act_and_folds_the_rest(tmp_path):
+    run_dir, _ = build(tmp_path, MIXTURE, report=NO_PLOTS)
+    model = section_of((run_dir / "REPORT.md").read_text(), "### model")
+    shown, folded = model.split("<details>")
+    for key in ("num_components", "tau_smoothing_alpha", "sigma_max", "kl_c_weight", "latent_dim"):
+        assert f"| `{key}` |" in shown
+    for key, why in (("vamp_pseudo_init_method", "only for prior_type vamp"),
+                     ("geometric_radius", "only for prior_type geometric_mog"),
+                     ("dropout_rate", "the τ-classifier has no head"),
+                     ("gumbel_temperature", "use_gumbel_softmax is off"), ("xla_flags", "never implemented")):
+        assert f"| `{key}` |" in folded and why in folded
+        assert f"| `{key}` |" not in shown
+    (tmp_path / "std").mkdir()
+    standard = section_of((build(tmp_path / "std", report=NO_PLOTS)[0] / "REPORT.md").read_text(), "### model")
+    shown, folded = standard.split("<details>")
+    assert "| `num_components` |" in folded and "| `dropout_rate` |" in shown
+    assert "| `sigma_max` |" in folded and "use_heteroscedastic_decoder is off" in folded
+
+
+def test_cells_with_a_bar_stay_one_cell_in_markdown_and_html(tmp_path):
+    from markdown_it import MarkdownIt
+
+    run_dir, _ = build(tmp_path, MIXTURE, report=NO_PLOTS, experiment={"description": "a | b <script>x</script>"})
+    text = (run_dir / "REPORT.md").read_text()
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert "<script>" not in html and "a | b &lt;script&gt;" in html
+    metric_rows = [line for line in text.splitlines() if line.startswith("| `") and "p(y" in line]
+    assert metric_rows, "the metric descriptions mention p(y|x)"
+    for line in metric_rows:
+        assert len(line.replace("\\|", "").split("|")) == 6  # 4 cells
+    page = (run_dir / "REPORT.html").read_text()
+    assert "<img" not in page and "Headline" in page and "<details>" in page

@@ -1,12 +1,23 @@
-"""The `ssvae` command: validate configs, show arch codes and run ids, list runs, print the naming legend."""
+"""The `ssvae` command: validate configs, name runs, list, show, diff and compare runs, print the naming legend."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime as dt
+import fnmatch
+import io
+import json
 import sys
 from pathlib import Path
 
 from . import config, naming, runs
+
+SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _validate(args) -> int:
@@ -26,21 +37,44 @@ def _validate(args) -> int:
     return 1 if failed else 0
 
 
+def existing_run(results: Path, name: str, arch: str, identity: str) -> str | None:
+    """The run id of the folder this identity was trained into, if it exists: the ledger's timestamp, or else a
+    folder `name__arch__*` whose config.yaml records the identity."""
+    ts = runs.recorded_timestamp(results, name, identity)
+    if ts and (results / f"{name}__{arch}__{ts}").is_dir():
+        return f"{name}__{arch}__{ts}"
+    import yaml
+
+    for folder in sorted(results.glob(f"{name}__{arch}__*"), reverse=True):
+        try:
+            recorded = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(recorded, dict) and recorded.get("identity") == identity:
+            return folder.name
+    return None
+
+
 def _arch(args) -> int:
     status = 0
-    for plan in config.load_plans(args.config):
-        if not plan.ok:
-            status = 1
-            for error in plan.errors:
-                print(f"error: {error}", file=sys.stderr)
-            continue
-        pattern = f"{plan.name}__{plan.arch}__<YYYYmmdd_HHMMSS>"
-        if args.verbose:
-            print(f"{plan.arch}\t{pattern}\tidentity {plan.identity}")
-        else:
-            print(f"{plan.arch}\t{pattern}")
+    for path in args.configs:
+        for plan in config.load_plans(path):
+            if not plan.ok:
+                status = 1
+                for error in plan.errors:
+                    print(f"error: {error}", file=sys.stderr)
+                continue
+            run_id = existing_run(args.results, plan.name, plan.arch, plan.identity)
+            shown = run_id or f"{plan.name}__{plan.arch}__<YYYYmmdd_HHMMSS>"
+            if args.verbose:
+                where = f"exists in {args.results}" if run_id else "not run yet"
+                print(f"{plan.arch}\t{shown}\tidentity {plan.identity}\t{path}\t{where}")
+            else:
+                print(f"{plan.arch}\t{shown}")
     return status
 
+
+# runs ---------------------------------------------------------------------------------------------
 
 def _fmt(value, digits=3) -> str:
     if value is None:
@@ -50,25 +84,268 @@ def _fmt(value, digits=3) -> str:
     return str(value)
 
 
-def _runs(args) -> int:
-    rows = runs.list_runs(args.results)
+def _points(value, se=None) -> str:
+    if value is None:
+        return "-"
+    return f"{100 * value:+.1f}" + (f"±{100 * se:.1f}" if se is not None else "")
+
+
+def _date(ts: str) -> str:
+    return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]} {ts[9:11]}:{ts[11:13]}"
+
+
+def _parse_date(text: str, end: bool) -> str:
+    """A --since/--until bound as a comparable timestamp: YYYY-mm-dd, YYYY-mm-ddTHH:MM or YYYYmmdd_HHMMSS."""
+    for fmt in ("%Y%m%d_%H%M%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y%m%d"):
+        try:
+            moment = dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        if end and fmt in ("%Y-%m-%d", "%Y%m%d"):
+            moment = moment.replace(hour=23, minute=59, second=59)
+        return moment.strftime(naming.TS_FORMAT)
+    raise SystemExit(f"ssvae runs: cannot read the date {text!r} (use YYYY-mm-dd, YYYY-mm-ddTHH:MM or "
+                     "YYYYmmdd_HHMMSS)")
+
+
+def _arch_matches(pattern: str, arch: str) -> bool:
+    """A glob (`*_tau_*`) or a prefix (`mix10` matches mix10_tau_ca and mix10-dir_head_plain)."""
+    if any(ch in pattern for ch in "*?["):
+        return fnmatch.fnmatchcase(arch, pattern)
+    return arch.startswith(pattern)
+
+
+def _filter(rows: list[dict], args) -> list[dict]:
     if args.arch:
-        rows = [r for r in rows if r["arch"] == args.arch]
+        rows = [r for r in rows if _arch_matches(args.arch, r["arch"])]
     if args.name:
-        rows = [r for r in rows if r["name"] == args.name or r["name"].startswith(args.name)]
-    if not rows:
-        print(f"no runs under {args.results}" + (" matching the filters" if args.arch or args.name else ""))
+        rows = [r for r in rows if r["name"] == args.name or r["name"].startswith(args.name)
+                or fnmatch.fnmatchcase(r["name"], args.name)]
+    if args.status:
+        wanted = set(args.status.split(","))
+        rows = [r for r in rows if r["status"] in wanted or ("superseded" in wanted and r.get("superseded_by"))]
+    if args.tag:
+        rows = [r for r in rows if args.tag in (r.get("tags") or [])]
+    if args.dataset:
+        rows = [r for r in rows if r.get("dataset") == args.dataset]
+    if args.sweep:
+        rows = [r for r in rows if args.sweep in (r.get("sweep"), r.get("group"))]
+    if args.since:
+        since = _parse_date(args.since, end=False)
+        rows = [r for r in rows if r["ts"] >= since]
+    if args.until:
+        until = _parse_date(args.until, end=True)
+        rows = [r for r in rows if r["ts"] <= until]
+    return rows
+
+
+def _sort(rows: list[dict], key: str) -> list[dict]:
+    """Metrics best first (missing values last), date newest first, the rest alphabetically."""
+    column = {"date": "ts", "training_time": "training_time_sec"}.get(key, key)
+    if key in ("name", "arch", "status"):
+        return sorted(rows, key=lambda r: (str(r.get(column)), r["run_id"]))
+    descending = key not in ("training_time",)
+    present = [r for r in rows if r.get(column) is not None]
+    missing = [r for r in rows if r.get(column) is None]
+    return sorted(present, key=lambda r: r[column], reverse=descending) + missing
+
+
+LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
+          "seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
+          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path")
+
+
+def _runs(args) -> int:
+    from . import compare
+
+    rows = compare.run_rows(args.results, warn=_warn)
+    rows = _filter(rows, args)
+    hidden = [] if args.all or args.status else [r for r in rows if r.get("superseded_by")]
+    rows = [r for r in rows if r not in hidden]
+    rows = _sort(rows, args.sort) if args.sort else rows
+    if args.json:
+        print(json.dumps([{k: r.get(k) for k in LISTED} for r in rows], indent=2))
         return 0
-    header = ("run id", "status", "test acc", "baseline", "date")
-    table = []
-    for row in rows:
-        headline = row.get("summary", {}).get("headline", {})
-        date = f"{row['ts'][:4]}-{row['ts'][4:6]}-{row['ts'][6:8]} {row['ts'][9:11]}:{row['ts'][11:13]}"
-        table.append((row["run_id"], row["status"], _fmt(headline.get("accuracy")),
-                      _fmt(headline.get("baseline_accuracy")), date))
-    widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if args.csv:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LISTED, lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            out = {k: r.get(k) for k in LISTED}
+            out["warnings"] = " ".join(r.get("warnings") or [])
+            out["tags"] = " ".join(r.get("tags") or [])
+            writer.writerow({k: "" if v is None else v for k, v in out.items()})
+        sys.stdout.write(buffer.getvalue())
+        return 0
+    filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "since", "until"))
+    if not rows:
+        print(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
+    else:
+        header = ("run id", "status", "acc %", "± SE", "baseline %", "gain (points)", "warnings", "date")
+        table = []
+        for r in rows:
+            status = r["status"] + (" (superseded)" if r.get("superseded_by") else "")
+            warnings = ",".join(r.get("warnings") or [])
+            if r.get("other_warnings"):
+                warnings += ("," if warnings else "") + f"+{r['other_warnings']} more"
+            table.append((r["run_id"], status,
+                          "-" if r.get("accuracy") is None else f"{100 * r['accuracy']:.1f}",
+                          "-" if r.get("accuracy_se") is None else f"{100 * r['accuracy_se']:.1f}",
+                          "-" if r.get("baseline_accuracy") is None else f"{100 * r['baseline_accuracy']:.1f}",
+                          _points(r.get("gain"), r.get("gain_se")) + (" ▼" if (r.get("gain") or 0) < 0 else ""),
+                          warnings or "-", _date(r["ts"])))
+        widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
+        for line in [header, *table]:
+            print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if hidden:
+        print(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
+    return 0
+
+
+# show / diff --------------------------------------------------------------------------------------
+
+def resolve_run(results: Path, spec: str, rows: list[dict]) -> dict:
+    """A run from a run id, a run folder path, a unique run-id prefix, or an experiment name (its current run)."""
+    if Path(spec).is_dir():
+        spec = Path(spec).resolve().name
+    by_id = {r["run_id"]: r for r in rows}
+    if spec in by_id:
+        return by_id[spec]
+    named = [r for r in rows if r["name"] == spec]
+    current = [r for r in named if not r.get("superseded_by")]
+    if len(current) == 1:
+        return current[0]
+    prefixed = [r for r in rows if r["run_id"].startswith(spec)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    matches = current or prefixed
+    if matches:
+        raise SystemExit(f"{spec!r} matches {len(matches)} runs under {results}: "
+                         + ", ".join(r["run_id"] for r in matches[:10]) + "; give the full run id")
+    raise SystemExit(f"no run {spec!r} under {results} (give a run id, a run folder or an experiment name; "
+                     "`ssvae runs` lists them)")
+
+
+def _headline_pairs(row: dict) -> list[tuple[str, str]]:
+    likelihood = {"bernoulli_nll": "Bernoulli", "gaussian_nll": "Gaussian", "squared_error": "squared error"}
+    return [
+        ("status", row["status"] + (f" (superseded by {row['superseded_by']})" if row.get("superseded_by") else "")),
+        (f"{row.get('split') or 'test'} accuracy",
+         "-" if row.get("accuracy") is None else
+         f"{100 * row['accuracy']:.1f}% ± {100 * (row.get('accuracy_se') or 0):.1f} (binomial SE, n={row.get('n')})"),
+        ("baseline (logistic regression)",
+         "-" if row.get("baseline_accuracy") is None else f"{100 * row['baseline_accuracy']:.1f}%"),
+        ("gain over the baseline", _points(row.get("gain"), row.get("gain_se")) + " points"
+         + (" (below the baseline)" if (row.get("gain") or 0) < 0 else "")),
+        ("ELBO", f"{_fmt(row.get('elbo'))} ({likelihood.get(row.get('likelihood'), '-')} likelihood)"),
+        ("K_eff", _fmt(row.get("k_eff"))),
+        ("best epoch / epochs", f"{_fmt(row.get('best_epoch'))} / {_fmt(row.get('epochs_completed'))}"
+         + (" (stopped early)" if row.get("stopped_early") else "")),
+        ("training time (s)", _fmt(row.get("training_time_sec"), 1)),
+    ]
+
+
+def _show(args) -> int:
+    from . import compare
+
+    rows = compare.run_rows(args.results, warn=_warn)
+    row = resolve_run(args.results, args.run, rows)
+    folder = Path(row["path"])
+    summary, _ = runs.read_json_or_reason(folder / "summary.json")
+    summary = summary if isinstance(summary, dict) else {}
+    if args.json:
+        print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
+                                                             "plots": summary.get("plots", {})}, indent=2))
+        return 0
+    meta = summary.get("metadata") or {}
+    print(f"{row['run_id']}")
+    print(f"  experiment {row['name']} · arch {row['arch']} · {_date(row['ts'])}"
+          + (f" · sweep {row['sweep']}" if row.get("sweep") else ""))
+    if meta.get("description"):
+        print(f"  {meta['description'].strip()}")
+    if row.get("reason"):
+        print(f"  {row['reason']}")
+    print()
+    width = max(len(k) for k, _ in _headline_pairs(row))
+    for key, value in _headline_pairs(row):
+        print(f"  {key.ljust(width)}  {value}")
+    warnings = summary.get("warnings") or []
+    print(f"\nwarnings ({len(warnings)}):" if warnings else "\nwarnings: none")
+    for w in warnings:
+        print(f"  - {w}")
+    print("\nfigures:")
+    for name, entry in (summary.get("plots") or {}).items():
+        files = (entry.get("value") or {}).get("files") or []
+        if entry.get("status") == "disabled":
+            continue
+        where = ", ".join(str(folder / f) + ("" if (folder / f).exists() else " (missing)") for f in files) or "-"
+        note = f"  ({entry['status']}: {entry.get('reason')})" if entry.get("status") != "success" else ""
+        print(f"  {name}: {where}{note}")
+    for doc in ("REPORT.md", "REPORT.html"):
+        if (folder / doc).exists():
+            print(f"report: {folder / doc}")
+    return 0
+
+
+def _diff(args) -> int:
+    from . import compare, relevance
+
+    rows = compare.run_rows(args.results, warn=_warn)
+    a, b = resolve_run(args.results, args.run_a, rows), resolve_run(args.results, args.run_b, rows)
+    flat_a = compare.flatten_config(a.get("config") or {}, ("experiment", "data", "model", "evaluation", "report"))
+    flat_b = compare.flatten_config(b.get("config") or {}, ("experiment", "data", "model", "evaluation", "report"))
+    keys = [k for k in sorted(set(flat_a) | set(flat_b))
+            if json.dumps(flat_a.get(k), sort_keys=True) != json.dumps(flat_b.get(k), sort_keys=True)]
+
+    def acts(row, key):
+        section, _, name = key.partition(".")
+        return relevance.not_applicable(section, name, row.get("config") or {}) is None
+
+    metrics = ("status", "arch", "accuracy", "baseline_accuracy", "gain", "elbo", "likelihood", "k_eff",
+               "clustering_accuracy", "nmi", "ece", "best_epoch", "epochs_completed", "training_time_sec")
+    changed = [m for m in metrics if a.get(m) != b.get(m)]
+    if args.json:
+        print(json.dumps({"a": a["run_id"], "b": b["run_id"],
+                          "config": {k: {"a": flat_a.get(k), "b": flat_b.get(k)} for k in keys},
+                          "metrics": {m: {"a": a.get(m), "b": b.get(m)} for m in changed}}, indent=2, default=str))
+        return 0
+    print(f"A: {a['run_id']}\nB: {b['run_id']}\n")
+    if keys:
+        table = [("config key", "A", "B")]
+        for k in keys:
+            va = json.dumps(flat_a.get(k)) + ("" if acts(a, k) else " (n/a)") if k in flat_a else "(absent)"
+            vb = json.dumps(flat_b.get(k)) + ("" if acts(b, k) else " (n/a)") if k in flat_b else "(absent)"
+            table.append((k, va, vb))
+        widths = [max(len(r[i]) for r in table) for i in range(3)]
+        for r in table:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    else:
+        print("the configs are identical")
+    print()
+    if changed:
+        table = [("metric", "A", "B", "B − A")]
+        for m in changed:
+            va, vb = a.get(m), b.get(m)
+            delta = (f"{vb - va:+.4g}" if isinstance(va, (int, float)) and isinstance(vb, (int, float))
+                     and not isinstance(va, bool) else "")
+            if m == "accuracy" and delta and a.get("accuracy_se") is not None and b.get("accuracy_se") is not None:
+                se = (a["accuracy_se"] ** 2 + b["accuracy_se"] ** 2) ** 0.5  # the two runs' test errors
+                delta += f" ± {se:.2g} (SE)"
+            table.append((m, _fmt(va, 4), _fmt(vb, 4), delta))
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        for r in table:
+            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    else:
+        print("the headline metrics are identical")
+    return 0
+
+
+def _compare(args) -> int:
+    from . import compare
+
+    result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
+    print(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
+          f"{result['files']['markdown']}")
     return 0
 
 
@@ -96,20 +373,51 @@ def _run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .compare import RANK_METRICS
+
     parser = argparse.ArgumentParser(prog="ssvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="check configs; exit 1 if any is invalid")
     p.add_argument("configs", nargs="+")
     p.set_defaults(func=_validate)
-    p = sub.add_parser("arch", help="print the arch code and run-id pattern a config produces")
-    p.add_argument("config")
-    p.add_argument("-v", "--verbose", action="store_true", help="also print the run identity hash")
+    p = sub.add_parser("arch", help="print the arch code and the run id (the real one when the run exists) of "
+                                    "each run the configs ask for")
+    p.add_argument("configs", nargs="+")
+    p.add_argument("--results", default="results", type=Path)
+    p.add_argument("-v", "--verbose", action="store_true", help="also print the identity hash and the config")
     p.set_defaults(func=_arch)
-    p = sub.add_parser("runs", help="table of existing runs")
-    p.add_argument("--arch", help="only runs with this arch code")
-    p.add_argument("--name", help="only runs whose name is or starts with this")
+    p = sub.add_parser("runs", help="table of existing runs: status, accuracy ± SE, gain over baseline, warnings")
+    p.add_argument("--arch", help="arch code prefix (mix10) or glob (*_tau_*)")
+    p.add_argument("--name", help="experiment name, its prefix, or a glob")
+    p.add_argument("--status", help="comma-separated: success, partial, failed, stale, unreadable, planned, "
+                                    "training, trained, evaluated, superseded")
+    p.add_argument("--tag", help="only runs with this experiment tag")
+    p.add_argument("--dataset", help="only runs on this dataset")
+    p.add_argument("--sweep", help="only runs of this sweep (config file stem) or seed group")
+    p.add_argument("--since", help="runs planned on or after this date (YYYY-mm-dd[THH:MM])")
+    p.add_argument("--until", help="runs planned on or before this date")
+    p.add_argument("--sort", choices=SORT_KEYS, help="metrics best first, date newest first")
+    p.add_argument("--all", action="store_true", help="also list superseded runs")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the rows as JSON")
+    out.add_argument("--csv", action="store_true", help="print the rows as CSV")
     p.add_argument("--results", default="results", type=Path)
     p.set_defaults(func=_runs)
+    p = sub.add_parser("show", help="one run: headline with standard errors, warnings, where the figures are")
+    p.add_argument("run", help="run id, run folder, unique run-id prefix or experiment name")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--results", default="results", type=Path)
+    p.set_defaults(func=_show)
+    p = sub.add_parser("diff", help="the config keys and headline metrics that differ between two runs")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--results", default="results", type=Path)
+    p.set_defaults(func=_diff)
+    p = sub.add_parser("compare", help="rewrite results/COMPARISON.md (+ .html, .csv, plots), ranked by a metric")
+    p.add_argument("--sort", default="accuracy", choices=tuple(RANK_METRICS))
+    p.add_argument("--results", default="results", type=Path)
+    p.set_defaults(func=_compare)
     p = sub.add_parser("legend", help="print (or write) the naming legend")
     p.add_argument("--out", type=Path)
     p.set_defaults(func=_legend)
@@ -122,7 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except OSError as exc:
+        fault = runs.write_fault(exc)
+        if fault is None:
+            raise
+        print(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,25 @@
-"""Comparison across runs (SPEC section 9): one row per run folder with a summary.json, grouped by arch code,
-mean ± std over the seeds of a sweep (runs sharing `metadata.group` and arch code).
+"""Comparison across runs (SPEC section 9): one ranked table of every current run, read against its own baseline.
 
-Writes results/COMPARISON.md, results/comparison.csv, results/comparison_accuracy.png and
-results/comparison_elbo.png. The output depends only on the summaries, so it is byte-stable when they are.
+Rows come from the run folders' summary.json files (no JAX, no scikit-learn; matplotlib only to draw). The
+unit of the ranking is an *entry*: a single run, or the seeds of one sweep point (runs sharing `metadata.group`
+and arch code whose data and model sections differ only in model.random_seed), shown as mean ± sample std
+and n. Numbers and their uncertainty:
+
+- accuracy on the evaluated split ± binomial standard error √(p(1 − p)/n), n = the number of evaluated images;
+- gain = accuracy − the logistic-regression baseline fitted on the same labeled images and scored on the same
+  split, in points, ± √(se_a² + se_b²); an entry below its baseline is marked ▼;
+- ELBO is compared only within one likelihood (Bernoulli NLL, Gaussian NLL, squared error): one column and one
+  plot panel each.
+
+Columns beyond these are the config keys whose values differ between the entries shown (keys the arch code
+already names, and keys that do not act on a run's model, are left out). A run is *superseded* when a newer
+identity of the same experiment name exists (the config changed): it is listed apart, never ranked. Folders
+that cannot be read (a corrupt summary.json) or whose evaluation is gone are listed apart with the reason;
+nothing in a bad folder stops the comparison.
+
+Writes results/COMPARISON.md, COMPARISON.html (for the Snakemake report), comparison.csv,
+comparison_accuracy.png and comparison_elbo.png, each atomically. The output depends only on the run folders,
+so it is byte-stable when they are.
 """
 
 from __future__ import annotations
@@ -13,17 +30,39 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from . import runs
-from .report import format_value
+from . import diagnostics, document, relevance, runs
+from .document import format_value
 
-COLUMNS = ("run_id", "name", "arch", "ts", "group", "status", "dataset", "prior", "num_components", "latent_dim",
-           "num_labeled", "seed", "split", "accuracy", "baseline_accuracy", "elbo", "likelihood", "k_eff", "best_epoch",
-           "epochs_completed", "training_time_sec")
-AGGREGATED = ("accuracy", "baseline_accuracy", "elbo", "k_eff", "training_time_sec")
+# metric -> (row column, higher is better, column title)
+RANK_METRICS = {
+    "accuracy": ("accuracy", True, "accuracy"),
+    "gain": ("gain", True, "gain over the baseline"),
+    "elbo": ("elbo", True, "ELBO"),
+    "k_eff": ("k_eff", True, "K_eff"),
+    "clustering_accuracy": ("clustering_accuracy", True, "clustering accuracy"),
+    "nmi": ("nmi", True, "NMI"),
+    "ece": ("ece", False, "expected calibration error"),
+    "training_time": ("training_time_sec", False, "training time"),
+}
+AGGREGATED = ("accuracy", "baseline_accuracy", "gain", "elbo", "k_eff", "clustering_accuracy", "nmi", "ece",
+              "training_time_sec")
+COLUMNS = ("rank", "run_id", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
+           "num_components", "latent_dim", "num_labeled", "seed", "split", "n", "accuracy", "accuracy_se",
+           "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood", "k_eff", "clustering_accuracy", "nmi", "ece",
+           "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings")
+LIKELIHOODS = {"bernoulli_nll": "Bernoulli", "gaussian_nll": "Gaussian", "squared_error": "squared error"}
+# Keys the arch code spells out: a column for them would repeat the arch column.
+ARCH_KEYS = {"model.prior_type", "model.num_components", "model.use_tau_classifier", "model.decoder_conditioning",
+             "model.use_component_aware_decoder", "model.use_heteroscedastic_decoder", "model.latent_layout",
+             "model.use_gumbel_softmax", "model.vamp_pseudo_init_method", "model.geometric_arrangement"}
+COMPARED_SECTIONS = ("data", "model", "evaluation")
+MAX_RANKED_SHOWN = 50
+MAX_KEY_COLUMNS = 10
+RANKABLE = ("success", "partial")
 
 
 def _get(doc: Any, *path, default=None):
@@ -50,6 +89,25 @@ def seedless_identity(config: dict) -> str | None:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def flatten_config(config: dict, sections=COMPARED_SECTIONS) -> dict[str, Any]:
+    """`section.key` -> value for the given sections of an effective config."""
+    return {f"{section}.{key}": value for section in sections
+            for key, value in (config.get(section) or {}).items()}
+
+
+def sweep_of(meta: dict, name: str) -> str | None:
+    """The sweep a run belongs to, named by its config file's stem; None for a run of a config without a sweep.
+    (Summaries written before `sweep_point` was recorded: a name that differs from its seed group's.)"""
+    source = meta.get("config_source")
+    if not source:
+        return None
+    if "sweep_point" in meta:
+        point = meta["sweep_point"]
+    else:
+        point = meta.get("group") not in (None, name)
+    return Path(source).stem if point else None
+
+
 def summary_row(base: dict, summary: dict) -> dict:
     """One comparison row from a run's parsed folder name (`runs.list_runs` row) and its summary.json."""
     meta = summary.get("metadata") or {}
@@ -59,54 +117,89 @@ def summary_row(base: dict, summary: dict) -> dict:
     training = summary.get("training") or {}
     model = config.get("model") or {}
     data = config.get("data") or {}
-    is_mixture = model.get("prior_type") in ("mixture", "vamp", "geometric_mog")
+    is_mixture = model.get("prior_type") in relevance.MIXTURE_PRIORS
+    n = evaluation.get("num_examples")
+    accuracy = _success_value(metrics.get("accuracy"))
+    baseline = _success_value(_get(evaluation, "baseline", "logistic_regression"), "accuracy")
+    group = meta.get("group")
+    codes = [d.get("code") for d in summary.get("diagnostics") or [] if isinstance(d, dict)]
     return {
         "run_id": base["run_id"],
         "name": base["name"],
         "arch": base["arch"],
         "ts": base["ts"],
-        "group": meta.get("group"),
+        "group": group,
+        "sweep": sweep_of(meta, base["name"]),
         "seedless_identity": seedless_identity(config),
-        "status": summary.get("status"),
+        "status": base.get("status", summary.get("status")),
+        "reason": base.get("reason"),
         "dataset": meta.get("dataset") or data.get("dataset"),
+        "tags": list(meta.get("tags") or []),
         "prior": model.get("prior_type"),
         "num_components": model.get("num_components") if is_mixture else None,
         "latent_dim": model.get("latent_dim"),
         "num_labeled": data.get("num_labeled"),
         "seed": meta.get("seed", model.get("random_seed")),
         "split": evaluation.get("split"),
-        "accuracy": _success_value(metrics.get("accuracy")),
-        "baseline_accuracy": _success_value(_get(evaluation, "baseline", "logistic_regression"), "accuracy"),
+        "n": n,
+        "accuracy": accuracy,
+        "accuracy_se": diagnostics.binomial_se(accuracy, n),
+        "baseline_accuracy": baseline,
+        "gain": accuracy - baseline if accuracy is not None and baseline is not None else None,
+        "gain_se": diagnostics.gain_se(accuracy, baseline, n),
         "elbo": _success_value(metrics.get("elbo"), "elbo"),
         "likelihood": _success_value(metrics.get("elbo"), "likelihood"),
         "k_eff": _success_value(metrics.get("k_eff")),
+        "clustering_accuracy": _success_value(metrics.get("clustering_accuracy")),
+        "nmi": _success_value(metrics.get("nmi")),
+        "ece": _success_value(metrics.get("calibration"), "ece"),
         "best_epoch": training.get("best_epoch"),
         "epochs_completed": training.get("epochs_completed"),
+        "stopped_early": training.get("stopped_early"),
         "training_time_sec": training.get("training_time_sec"),
+        "warnings": [c for c in codes if c],
+        "other_warnings": max(0, len(summary.get("warnings") or []) - len(codes)),
+        "config": config,
     }
 
 
-def run_rows(results_dir: str | Path) -> list[dict]:
-    """Every run folder under `results_dir` for the CLI's `ssvae runs` table: the comparison columns where a
-    summary.json exists, blanks (None) and the stage reached (planned, training, trained, evaluated, failed)
-    otherwise. Sorted by arch code, then run id."""
+def _bare_row(base: dict) -> dict:
+    return {key: None for key in COLUMNS} | {k: base.get(k) for k in ("run_id", "name", "arch", "ts", "status",
+                                                                     "reason")} | {"warnings": [], "config": {}}
+
+
+def mark_superseded(rows: list[dict], planned: dict[str, str]) -> None:
+    """Set `superseded_by` on every run that an other identity of the same experiment name replaced: the run the
+    config's latest plan names (results/.plan), or else the newest timestamp of that name."""
+    by_name: dict[str, list[dict]] = {}
+    for row in rows:
+        by_name.setdefault(row["name"], []).append(row)
+    for name, same in by_name.items():
+        ids = {r["run_id"] for r in same}
+        current = planned.get(name) if planned.get(name) in ids else max(same, key=lambda r: r["ts"])["run_id"]
+        for row in same:
+            row["superseded_by"] = None if row["run_id"] == current else current
+
+
+def run_rows(results_dir: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Every run folder under `results_dir`: the comparison columns where a readable summary.json exists, blanks
+    (None) and the stage reached (planned, training, trained, evaluated, failed, unreadable, stale) otherwise;
+    `superseded_by` set on replaced runs. Sorted by arch code, then run id."""
     rows = []
-    for base in runs.list_runs(results_dir):
-        if "summary" in base:
-            row = summary_row(base, base["summary"])
-        else:
-            row = {key: None for key in COLUMNS} | {k: base[k] for k in ("run_id", "name", "arch", "ts", "status")}
+    for base in runs.list_runs(results_dir, warn=warn):
+        row = summary_row(base, base["summary"]) if "summary" in base else _bare_row(base)
         row["path"] = base["path"]
         rows.append(row)
+    mark_superseded(rows, runs.planned_run_ids(results_dir))
     return sorted(rows, key=lambda r: (r["arch"], r["run_id"]))
 
 
-def _mean_std(values: list) -> tuple[float | None, float | None, int]:
+def _mean_std(values: list) -> dict:
     finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not finite:
-        return None, None, 0
+        return {"mean": None, "std": None, "n": 0}
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
-    return float(np.mean(finite)), std, len(finite)
+    return {"mean": float(np.mean(finite)), "std": std, "n": len(finite)}
 
 
 def group_rows(rows: list[dict]) -> list[dict]:
@@ -125,110 +218,385 @@ def group_rows(rows: list[dict]) -> list[dict]:
                  "seeds": sorted(m["seed"] for m in members if m.get("seed") is not None),
                  "run_ids": [m["run_id"] for m in members]}
         for column in AGGREGATED:
-            mean, std, n = _mean_std([m.get(column) for m in members])
-            entry[column] = {"mean": mean, "std": std, "n": n}
+            entry[column] = _mean_std([m.get(column) for m in members])
         groups.append(entry)
     return groups
 
 
-def _pm(stat: dict) -> str:
+def make_entries(rows: list[dict]) -> list[dict]:
+    """The units of the ranking: each seed group (see `group_rows`) once, and every other run on its own.
+
+    An entry has `label`, `arch`, `members` (rows), `stats` (column -> {mean, std, n}) and `single` (the row,
+    for a lone run).
+    """
+    grouped = {rid: g for g in group_rows(rows) for rid in g["run_ids"]}
+    entries, seen = [], set()
+    for row in rows:
+        group = grouped.get(row["run_id"])
+        if group is None:
+            stats = {c: {"mean": row.get(c), "std": None, "n": int(row.get(c) is not None)} for c in AGGREGATED}
+            entries.append({"label": row["name"], "arch": row["arch"], "members": [row], "stats": stats,
+                            "single": row, "group": row.get("group"), "sweep": row.get("sweep")})
+        elif id(group) not in seen:
+            seen.add(id(group))
+            members = [r for r in rows if r["run_id"] in set(group["run_ids"])]
+            entries.append({"label": group["group"], "arch": group["arch"], "members": members,
+                            "stats": {c: group[c] for c in AGGREGATED}, "single": None,
+                            "group": group["group"], "sweep": members[0].get("sweep")})
+    return entries
+
+
+def _sort_value(entry: dict, column: str):
+    return entry["stats"][column]["mean"] if column in entry["stats"] else (entry["single"] or {}).get(column)
+
+
+def rank_entries(entries: list[dict], metric: str = "accuracy") -> list[dict]:
+    """Entries best first by `metric` (RANK_METRICS); entries without a value last, ties by label."""
+    if metric not in RANK_METRICS:
+        raise ValueError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
+    column, higher, _ = RANK_METRICS[metric]
+
+    def key(entry):
+        value = _sort_value(entry, column)
+        if value is None:
+            return (1, 0.0, entry["label"], entry["arch"])
+        return (0, -value if higher else value, entry["label"], entry["arch"])
+
+    return sorted(entries, key=key)
+
+
+def _entry_config(entry: dict) -> dict[str, Any]:
+    """The entry's flattened config; a seed group's random_seed is the list of its seeds."""
+    flat = flatten_config(entry["members"][0].get("config") or {})
+    if entry["single"] is None:
+        flat["model.random_seed"] = sorted(m.get("seed") for m in entry["members"] if m.get("seed") is not None)
+    return flat
+
+
+def _acts(entry: dict, key: str) -> bool:
+    section, _, name = key.partition(".")
+    return relevance.not_applicable(section, name, entry["members"][0].get("config") or {}) is None
+
+
+def differing_keys(entries: list[dict]) -> list[str]:
+    """Config keys whose values differ between the entries, among the entries on whose model they act; keys the
+    arch code names are left out. Keys that act on more of the entries come first (fewer 'n/a' cells in the
+    first columns), then by name."""
+    flats = [(_entry_config(e), e) for e in entries]
+    keys = sorted({k for flat, _ in flats for k in flat} - ARCH_KEYS)
+    differ = []
+    for key in keys:
+        acting = [json.dumps(flat.get(key), sort_keys=True, default=str) for flat, e in flats
+                  if key in flat and _acts(e, key)]
+        if len(set(acting)) > 1:
+            differ.append((-len(acting), key))
+    return [key for _, key in sorted(differ)]
+
+
+def key_header(key: str) -> str:
+    section, _, name = key.partition(".")
+    return name if section == "model" else key
+
+
+def _key_cell(entry: dict, key: str) -> str:
+    if not _acts(entry, key):
+        return "n/a"
+    value = _entry_config(entry).get(key)
+    if entry["single"] is None and key == "model.random_seed":
+        return ", ".join(map(str, value))
+    return format_value(value, max_items=8)
+
+
+# text ---------------------------------------------------------------------------------------------
+
+PM = "\u00a0±\u00a0"  # no-break spaces: a value and its error never wrap apart
+
+
+def _pm(stat: dict, scale: float = 1.0, fmt: str | None = None) -> str:
+    """mean ± std (n) of a stat; a lone value as itself."""
     if stat["mean"] is None:
         return "—"
-    text = format_value(stat["mean"])
-    return f"{text} ± {format_value(stat['std'])}" if stat["std"] is not None else text
+    number = (lambda v: f"{scale * v:{fmt}}") if fmt else (lambda v: format_value(scale * v))
+    text = number(stat["mean"])
+    if stat.get("std") is not None:
+        text += f"{PM}{number(stat['std'])}"
+    return text
 
 
-def _markdown(rows: list[dict], groups: list[dict], without_summary: list[dict]) -> str:
+def _pct(value, se=None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
+
+
+def _accuracy_cell(entry: dict) -> str:
+    if entry["single"] is not None:
+        row = entry["single"]
+        return _pct(row["accuracy"], row.get("accuracy_se"))
+    stat = entry["stats"]["accuracy"]
+    return f"{_pm(stat, 100, '.1f')} (n={stat['n']})" if stat["mean"] is not None else "—"
+
+
+def _gain_cell(entry: dict) -> str:
+    if entry["single"] is not None:
+        gain, se = entry["single"]["gain"], entry["single"].get("gain_se")
+        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
+    else:
+        stat = entry["stats"]["gain"]
+        gain = stat["mean"]
+        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * stat['std']:.1f}"
+                                                             if stat["std"] is not None else "")
+    return f"▼\u00a0{text}" if gain is not None and gain < 0 else text
+
+
+def _elbo_cell(entry: dict, likelihood: str) -> str:
+    members = [m for m in entry["members"] if m.get("likelihood") == likelihood]
+    if not members:
+        return ""
+    return _pm(_mean_std([m.get("elbo") for m in members]))
+
+
+def _run_cell(entry: dict, links: bool) -> str:
+    if entry["single"] is not None:
+        run_id = entry["single"]["run_id"]
+        return f"[{entry['label']}]({run_id}/REPORT.md)" if links else entry["label"]
+    return f"{entry['label']} ({len(entry['members'])} seeds)"
+
+
+def _warning_cell(entry: dict) -> str:
+    counts: dict[str, int] = {}
+    for m in entry["members"]:
+        for code in m.get("warnings") or []:
+            counts[code] = counts.get(code, 0) + 1
+    if entry["single"] is not None:
+        return ", ".join(counts)
+    return ", ".join(f"{c} ×{n}" for c, n in counts.items())
+
+
+def _ts_cell(entry: dict) -> str:
+    stamps = sorted(m["ts"] for m in entry["members"])
+    return stamps[0] if len(stamps) == 1 else f"{stamps[0]} … {stamps[-1]}"
+
+
+def _ranking_table(ranked: list[dict], keys: list[str], likelihoods: list[str], links: bool) -> list[str]:
+    shown_keys = keys[:MAX_KEY_COLUMNS]
+    header = (["#", "run", "arch", "n", "accuracy % ± SE", "baseline %", "gain (points)"]
+              + [f"ELBO ({LIKELIHOODS.get(lk, lk)})" for lk in likelihoods]
+              + ["K_eff", "best / epochs", "warnings"] + [key_header(k) for k in shown_keys] + ["timestamp"])
+    rows = []
+    for i, entry in enumerate(ranked, 1):
+        if entry["single"] is not None:
+            row = entry["single"]
+            n = format_value(row.get("n"))
+            base = _pct(row.get("baseline_accuracy"))
+            epochs = f"{format_value(row.get('best_epoch'))} / {format_value(row.get('epochs_completed'))}"
+        else:
+            n = "/".join(sorted({format_value(m.get("n")) for m in entry["members"]}))
+            base = _pm(entry["stats"]["baseline_accuracy"], 100, ".1f")
+            epochs = "see runs"
+        rows.append([str(i), _run_cell(entry, links), f"`{entry['arch']}`", n, _accuracy_cell(entry), base,
+                     _gain_cell(entry)] + [_elbo_cell(entry, lk) for lk in likelihoods]
+                    + [_pm(entry["stats"]["k_eff"]), epochs, _warning_cell(entry)]
+                    + [_key_cell(entry, k) for k in shown_keys] + [_ts_cell(entry)])
+    align = ["r", "l", "l", "r", "r", "r", "r"] + ["r"] * len(likelihoods) + ["r", "r", "l"] + \
+        ["l"] * len(shown_keys) + ["l"]
+    return document.table(header, rows, align)
+
+
+def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
+    """One line per (sweep, arch): points, runs, the best point and the spread over points."""
+    column, higher, title = RANK_METRICS[metric]
+    buckets: dict[tuple, list[dict]] = {}
+    for e in entries:
+        if e.get("sweep"):
+            buckets.setdefault((e["sweep"], e["arch"]), []).append(e)
+    buckets = {key: members for key, members in buckets.items() if len(members) > 1}
+    if not buckets:
+        return []
+    rows = []
+    for (sweep, arch), members in sorted(buckets.items()):
+        ranked = rank_entries(members, metric)
+        best = ranked[0]
+        values = [_sort_value(e, column) for e in members if _sort_value(e, column) is not None]
+        scale = 100 if column in ("accuracy", "gain", "baseline_accuracy") else 1
+        spread = _mean_std(values)
+        rows.append([sweep, f"`{arch}`", str(len(members)), str(sum(len(e["members"]) for e in members)),
+                     best["label"], _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
+                     if column in best["stats"] else "—",
+                     _pm(spread, scale, ".1f" if scale == 100 else None)])
+    unit = " (%)" if metric in ("accuracy", "gain") else ""
+    return (["## By sweep and arch", "",
+             f"Each sweep (its config file) per arch code: how many points (seed groups count once), how many runs, "
+             f"the best point by {title}{unit}, and the mean ± std of {title} over the points.", ""]
+            + document.table(["sweep", "arch", "points", "runs", "best point", f"best {title}{unit}",
+                              f"mean ± std over points{unit}"], rows) + [""])
+
+
+def _run_lines(rows: list[dict], links: bool) -> list[str]:
+    """Every ranked run on its own line (per-run values, standard errors and timestamps)."""
+    body = []
+    for r in sorted(rows, key=lambda r: (r["arch"], r["run_id"])):
+        run = f"[{r['run_id']}]({r['run_id']}/REPORT.md)" if links else r["run_id"]
+        body.append([run, format_value(r.get("seed")), format_value(r.get("n")), _pct(r["accuracy"], r["accuracy_se"]),
+                     _pct(r["baseline_accuracy"]), (f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—"),
+                     format_value(r.get("elbo")), LIKELIHOODS.get(r.get("likelihood"), "—"), format_value(r["k_eff"]),
+                     f"{format_value(r['best_epoch'])} / {format_value(r['epochs_completed'])}",
+                     format_value(r["training_time_sec"]), format_value(r["status"])])
+    return document.table(["run", "seed", "n", "accuracy % ± SE", "baseline %", "gain", "ELBO", "likelihood", "K_eff",
+                           "best / epochs", "train time (s)", "status"], body)
+
+
+def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = True) -> str:
+    """COMPARISON.md (links=True) or the text of COMPARISON.html (links=False: no relative links or images)."""
+    current = [r for r in rows if r["status"] in RANKABLE and not r.get("superseded_by")]
+    superseded = [r for r in rows if r.get("superseded_by") and r["status"] in RANKABLE]
+    apart = [r for r in rows if r["status"] not in RANKABLE]
+    entries = make_entries(current)
+    ranked = rank_entries(entries, metric)
+    keys = differing_keys(entries) if len(entries) > 1 else []
+    likelihoods = sorted({r["likelihood"] for r in current if r.get("likelihood")})
+    _, _, title = RANK_METRICS[metric]
+    split = "/".join(sorted({r["split"] for r in current if r.get("split")})) or "test"
     lines = ["# Comparison of runs", "",
-             f"{len(rows)} run(s) with a summary.json. Accuracy and ELBO are measured on each run's evaluated split "
-             "(the held-out test split unless a run's config says otherwise: see `split`). The baseline is a "
-             "logistic regression on raw pixels fitted on the same labeled images as the run.", "",
-             "![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
-    squared = [r["run_id"] for r in rows if r.get("likelihood") == "squared_error"]
-    if squared:
-        lines += [f"Note: {len(squared)} run(s) use reconstruction_loss mse without the heteroscedastic decoder; their "
-                  "'ELBO' is −(squared error + KL), not a bound in nats, and is not comparable with the others "
-                  "(column `likelihood` in comparison.csv).", ""]
-    if groups:
-        lines += ["## Mean ± std over seeds", "",
-                  "Runs that share a sweep group and arch code; std is the sample standard deviation (n − 1).", "",
-                  "| group | arch | runs | seeds | accuracy | baseline | ELBO | K_eff | train time (s) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for g in groups:
-            lines.append(f"| {g['group']} | `{g['arch']}` | {g['runs']} | {', '.join(map(str, g['seeds']))} | "
-                         f"{_pm(g['accuracy'])} | {_pm(g['baseline_accuracy'])} | {_pm(g['elbo'])} | "
-                         f"{_pm(g['k_eff'])} | {_pm(g['training_time_sec'])} |")
+             f"{len(current)} current run(s) in {len(entries)} entries, ranked by {title} on the {split} split "
+             f"(best first); {len(superseded)} superseded, {len(apart)} not ranked (see the end).", "",
+             "Accuracy ± binomial standard error √(p(1−p)/n) on the n evaluated images. Gain = accuracy − the "
+             "logistic-regression baseline fitted on the run's own labeled images and scored on the same split, "
+             "in points, ± the standard error of the difference; ▼ marks an entry below its baseline. The seeds of "
+             "one sweep point form one entry: mean ± sample std (n − 1) and n. ELBO is compared only within one "
+             "likelihood (one column each). Key columns: the config keys that differ between the entries ('n/a': "
+             "the key does not act on that model).", ""]
+    if links:
+        lines += ["![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
+    if "squared_error" in likelihoods:
+        lines += ["Note: the squared-error 'ELBO' (reconstruction_loss mse without the heteroscedastic decoder) is "
+                  "−(squared error + KL), not a bound in nats.", ""]
+    if ranked:
+        lines += [f"## Ranking by {title}", ""]
+        lines += _ranking_table(ranked[:MAX_RANKED_SHOWN], keys, likelihoods, links)
         lines.append("")
-    header = ("| run | prior | K | z dim | labeled | dataset | seed | split | accuracy | baseline | ELBO | K_eff | "
-              "best / epochs | train time (s) | status |")
-    for arch in sorted({r["arch"] for r in rows}):
-        lines += [f"## `{arch}`", "", header, "|" + "---|" * 15]
-        for r in (r for r in rows if r["arch"] == arch):
-            lines.append(
-                f"| [{r['run_id']}]({r['run_id']}/REPORT.md) | {format_value(r['prior'])} | "
-                f"{format_value(r['num_components'])} | {format_value(r['latent_dim'])} | "
-                f"{format_value(r['num_labeled'])} | {format_value(r['dataset'])} | {format_value(r['seed'])} | "
-                f"{format_value(r['split'])} | {format_value(r['accuracy'])} | "
-                f"{format_value(r['baseline_accuracy'])} | "
-                f"{format_value(r['elbo'])} | {format_value(r['k_eff'])} | "
-                f"{format_value(r['best_epoch'])} / {format_value(r['epochs_completed'])} | "
-                f"{format_value(r['training_time_sec'])} | {format_value(r['status'])} |")
+        if len(ranked) > MAX_RANKED_SHOWN:
+            rest = _ranking_table(ranked[MAX_RANKED_SHOWN:], keys, likelihoods, links)
+            lines += document.fold(f"{len(ranked) - MAX_RANKED_SHOWN} more entries (ranks {MAX_RANKED_SHOWN + 1}–"
+                                   f"{len(ranked)})", rest)
+        if len(keys) > MAX_KEY_COLUMNS:
+            lines += ["Also differ (every key is a column of comparison.csv): "
+                      + ", ".join(f"`{k}`" for k in keys[MAX_KEY_COLUMNS:]), ""]
+        lines += _sweep_lines(entries, metric)
+        if any(e["single"] is None for e in entries):
+            lines += document.fold(f"every ranked run on its own ({len(current)})", _run_lines(current, links))
+    else:
+        lines += ["No run has a readable summary.json yet.", ""]
+    if superseded:
+        lines += ["## Superseded runs", "",
+                  "An older identity of the same experiment (its config changed since): kept on disk, not ranked.", ""]
+        lines += document.table(
+            ["run", "superseded by", "accuracy % ± SE", "gain (points)", "status"],
+            [[r["run_id"], r["superseded_by"], _pct(r["accuracy"], r["accuracy_se"]),
+              f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—", r["status"]] for r in superseded])
         lines.append("")
-    if without_summary:
-        lines += ["## Runs without a summary.json", "", "| run | stage reached |", "|---|---|"]
-        lines += [f"| {r['run_id']} | {r['status']} |" for r in without_summary]
+    if apart:
+        lines += ["## Runs not ranked", "", "Folders without a usable summary.json: the stage they reached, or why "
+                  "they cannot be read.", ""]
+        lines += document.table(["run", "stage / status", "reason"],
+                                [[r["run_id"], r["status"], r.get("reason") or ""] for r in apart])
         lines.append("")
-    if not rows:
-        lines += ["No run folder has a summary.json yet.", ""]
     return "\n".join(lines)
 
 
-def _csv(rows: list[dict]) -> str:
+def _csv(rows: list[dict], ranks: dict[str, int], keys: list[str]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *keys], lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row[k] for k in COLUMNS})
+        out = {k: row.get(k) for k in COLUMNS}
+        out["rank"] = ranks.get(row["run_id"])
+        out["warnings"] = " ".join(row.get("warnings") or [])
+        flat = flatten_config(row.get("config") or {})
+        for key in keys:
+            value = flat.get(key)
+            out[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        writer.writerow({k: "" if v is None else v for k, v in out.items()})
     return buffer.getvalue()
 
 
-def _plot(rows: list[dict], groups: list[dict], column: str, ylabel: str, title: str, baseline: bool):
+# plots --------------------------------------------------------------------------------------------
+
+def _legend_right(ax) -> None:
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, borderaxespad=0)
+
+
+def _accuracy_plot(rows: list[dict], groups: list[dict]):
     import matplotlib
     from matplotlib.figure import Figure
 
     from .plots import STYLE, placeholder
 
-    points = [r for r in rows if r.get(column) is not None]
+    points = [r for r in rows if r.get("accuracy") is not None]
     if not points:
-        return placeholder(f"no run has a successful {column} yet")
-    archs = sorted({r["arch"] for r in rows})
+        return placeholder("no run has a successful accuracy yet")
+    archs = sorted({r["arch"] for r in points})
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(max(5.5, 1.3 * len(archs) + 2.5), 4.4), layout="constrained")
+        fig = Figure(figsize=(max(6.5, 0.9 * len(archs) + 4.5), 4.6), layout="constrained")
         ax = fig.subplots()
         rng = np.random.default_rng(0)
-        scale = 100.0 if column == "accuracy" else 1.0
-        group_label = "group mean ± std"
+        labels = {"run": "run (± binomial SE)", "base": "logistic-regression baseline (same labels)",
+                  "group": "seed group mean ± std"}
         for i, arch in enumerate(archs):
             mine = [r for r in points if r["arch"] == arch]
-            x = i + rng.uniform(-0.12, 0.12, size=len(mine))
-            ax.scatter(x, [scale * r[column] for r in mine], color="tab:blue", s=28, zorder=3,
-                       label="run" if i == 0 else None)
-            if baseline:
-                base = [r for r in mine if r.get("baseline_accuracy") is not None]
-                ax.scatter(i + rng.uniform(-0.12, 0.12, size=len(base)),
-                           [scale * r["baseline_accuracy"] for r in base], color="0.55", marker="x", s=26, zorder=3,
-                           label="logistic regression baseline" if i == 0 and base else None)
-            for g in (g for g in groups if g["arch"] == arch and g[column]["mean"] is not None):
-                std = g[column]["std"] or 0.0
-                ax.errorbar(i + 0.28, scale * g[column]["mean"], yerr=scale * std, fmt="o", color="black",
-                            capsize=4, markersize=5, zorder=4, label=group_label)
-                group_label = None
+            x = i + rng.uniform(-0.15, 0.15, size=len(mine))
+            ax.errorbar(x, [100 * r["accuracy"] for r in mine], yerr=[100 * (r.get("accuracy_se") or 0) for r in mine],
+                        fmt="o", color="tab:blue", markersize=4, elinewidth=0.8, alpha=0.8, zorder=3,
+                        label=labels.pop("run", None))
+            base = [r for r in mine if r.get("baseline_accuracy") is not None]
+            if base:
+                ax.scatter(i + rng.uniform(-0.15, 0.15, size=len(base)), [100 * r["baseline_accuracy"] for r in base],
+                           color="0.5", marker="x", s=24, zorder=2, label=labels.pop("base", None))
+            mine = [g for g in groups if g["arch"] == arch and g["accuracy"]["mean"] is not None]
+            if mine:  # one call per arch: hundreds of seed groups draw in one go
+                ax.errorbar(np.full(len(mine), i + 0.32), [100 * g["accuracy"]["mean"] for g in mine],
+                            yerr=[100 * (g["accuracy"]["std"] or 0.0) for g in mine], fmt="D", color="black",
+                            capsize=3, markersize=4, alpha=0.8, zorder=4, label=labels.pop("group", None))
         ax.set_xticks(range(len(archs)))
-        ax.set_xticklabels(archs, rotation=20, ha="right")
+        ax.set_xticklabels(archs, rotation=25, ha="right")
+        ax.set_xlim(-0.6, len(archs) - 0.4)
         ax.set_xlabel("architecture code")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.legend(frameon=False, fontsize=8)
+        ax.set_ylabel("accuracy (%)")
+        split = "/".join(sorted({r["split"] for r in points if r.get("split")})) or "test"
+        ax.set_title(f"Accuracy on the {split} split, per run (current runs only)")
+        _legend_right(ax)
+    return fig
+
+
+def _elbo_plot(rows: list[dict]):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from .plots import STYLE, placeholder
+
+    points = [r for r in rows if r.get("elbo") is not None]
+    if not points:
+        return placeholder("no run has a successful ELBO yet")
+    kinds = sorted({r.get("likelihood") or "unknown" for r in points})
+    with matplotlib.rc_context(STYLE):
+        width = sum(max(3.2, 0.8 * len({r["arch"] for r in points if (r.get("likelihood") or "unknown") == k}) + 1.6)
+                    for k in kinds) + 2.5
+        fig = Figure(figsize=(width, 4.6), layout="constrained")
+        axes = fig.subplots(1, len(kinds), squeeze=False).ravel()
+        rng = np.random.default_rng(0)
+        for ax, kind in zip(axes, kinds):
+            mine = [r for r in points if (r.get("likelihood") or "unknown") == kind]
+            archs = sorted({r["arch"] for r in mine})
+            for i, arch in enumerate(archs):
+                values = [r["elbo"] for r in mine if r["arch"] == arch]
+                ax.scatter(i + rng.uniform(-0.15, 0.15, size=len(values)), values, color="tab:blue", s=22, zorder=3,
+                           label="run" if i == 0 else None)
+            ax.set_xticks(range(len(archs)))
+            ax.set_xticklabels(archs, rotation=25, ha="right")
+            ax.set_xlim(-0.6, len(archs) - 0.4)
+            unit = "−(squared error + KL), not nats" if kind == "squared_error" else "nats / image"
+            ax.set_title(f"{LIKELIHOODS.get(kind, kind)} likelihood")
+            ax.set_ylabel(f"ELBO ({unit}, higher is better)")
+        _legend_right(axes[-1])
+        fig.suptitle("ELBO per run, one panel per likelihood (not comparable across panels)")
     return fig
 
 
@@ -238,24 +606,34 @@ def _save_png(fig, path: Path, dpi: int = 120) -> None:
     runs.write_bytes(path, buffer.getvalue())
 
 
-def compare_runs(results_dir: str | Path) -> dict:
-    """Write COMPARISON.md, comparison.csv and the two comparison plots into `results_dir`; return
-    {"rows": one dict per run with a summary.json, "groups": mean ± std entries, "files": paths written}."""
+def compare_runs(results_dir: str | Path, metric: str = "accuracy",
+                 warn: Callable[[str], None] | None = None) -> dict:
+    """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
+
+    Returns {"rows": every run folder's row, "ranked": the ranked entries, "groups": seed groups, "keys":
+    differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
+    """
+    if metric not in RANK_METRICS:
+        raise ValueError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
     results_dir = Path(results_dir)
-    every = run_rows(results_dir)
-    rows = [r for r in every if (Path(r["path"]) / "summary.json").exists()]
-    without_summary = [r for r in every if r not in rows]
-    groups = group_rows(rows)
+    rows = run_rows(results_dir, warn=warn)
+    current = [r for r in rows if r["status"] in RANKABLE and not r.get("superseded_by")]
+    entries = make_entries(current)
+    ranked = rank_entries(entries, metric)
+    keys = differing_keys(entries) if len(entries) > 1 else []
+    ranks = {m["run_id"]: i for i, e in enumerate(ranked, 1) for m in e["members"]}
+    groups = group_rows(current)
     files = {
         "markdown": results_dir / "COMPARISON.md",
+        "html": results_dir / "COMPARISON.html",
         "csv": results_dir / "comparison.csv",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
-    runs.write_text(files["markdown"], _markdown(rows, groups, without_summary))
-    runs.write_text(files["csv"], _csv(rows))
-    _save_png(_plot(rows, groups, "accuracy", "accuracy (%)", "Accuracy on the evaluated split, per run", True),
-              files["accuracy_plot"])
-    _save_png(_plot(rows, groups, "elbo", "ELBO (nats / image, higher is better)", "ELBO on the evaluated split, "
-                    "per run", False), files["elbo_plot"])
-    return {"rows": rows, "groups": groups, "files": {k: str(v) for k, v in files.items()}}
+    runs.write_text(files["markdown"], render_markdown(rows, metric))
+    runs.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
+    runs.write_text(files["csv"], _csv(rows, ranks, keys))
+    _save_png(_accuracy_plot(current, groups), files["accuracy_plot"])
+    _save_png(_elbo_plot(current), files["elbo_plot"])
+    return {"rows": rows, "ranked": ranked, "groups": groups, "keys": keys,
+            "files": {k: str(v) for k, v in files.items()}}

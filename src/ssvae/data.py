@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import math
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .config import DATASETS, DataConfig
 
@@ -18,7 +19,11 @@ TEST_SPLIT_SEED = 20240601
 
 
 class DataError(RuntimeError):
-    """A dataset that cannot be loaded as configured."""
+    """A dataset that cannot be loaded or split as configured; `key` names the config key to change."""
+
+    def __init__(self, message: str, key: str | None = None, value=None, allowed: str | None = None):
+        super().__init__(message)
+        self.key, self.value, self.allowed = key, value, allowed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +84,13 @@ def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as handle:
         raw = handle.read()
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 8:
+        raise DataError(f"data.path: {path} is not an IDX file of bytes (its header is wrong)")
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) != 4 + 4 * ndim + int(np.prod(dims)):
+        raise DataError(f"data.path: {path} holds {len(raw):,} bytes, not the {4 + 4 * ndim + int(np.prod(dims)):,} "
+                        f"its header promises (truncated?)")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -90,34 +100,63 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+FILE_DATASETS = ("mnist", "fashion_mnist")
 
 
-def _from_files(dataset: str, path: str):
-    """MNIST / Fashion-MNIST from a folder of IDX files (optionally .gz) or a Keras-style .npz."""
+def _idx_file(location: Path, stem: str) -> Path | None:
+    return next((c for c in (location / f"{stem}.gz", location / stem) if c.is_file()), None)
+
+
+def missing_files(path: str | Path) -> list[str]:
+    """What a `data.path` lacks: the names of missing IDX files or .npz arrays; [] when it holds them all.
+
+    A folder needs train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+    t10k-labels-idx1-ubyte (each optionally .gz); an .npz needs the arrays x_train, y_train, x_test, y_test.
+    """
     location = Path(path).expanduser()
-    arrays = {}
+    if location.is_dir():
+        return [f"{stem}[.gz]" for stem in IDX_FILES.values() if _idx_file(location, stem) is None]
     if location.is_file() and location.suffix == ".npz":
-        with np.load(location) as npz:
-            missing = [k for k in IDX_FILES if k not in npz]
-            if missing:
-                raise DataError(f"data.path: {location} lacks arrays {missing} (needs x_train, y_train, x_test, y_test)")
-            arrays = {k: npz[k] for k in IDX_FILES}
-    elif location.is_dir():
-        for key, stem in IDX_FILES.items():
-            candidates = [location / f"{stem}.gz", location / stem]
-            found = next((c for c in candidates if c.exists()), None)
-            if found is None:
-                raise DataError(f"data.path: {location} has no {stem}[.gz] for {dataset}")
-            arrays[key] = _read_idx(found)
-    else:
-        raise DataError(f"data.path: {location} is neither a folder of IDX files nor an .npz file")
-    scale = 255.0 if arrays["x_train"].max() > 1 else 1.0
-    return (
-        (arrays["x_train"].reshape(-1, 28, 28) / scale).astype(np.float32),
-        arrays["y_train"].astype(np.int32),
-        (arrays["x_test"].reshape(-1, 28, 28) / scale).astype(np.float32),
-        arrays["y_test"].astype(np.int32),
-    )
+        try:
+            with np.load(location) as npz:
+                return [k for k in IDX_FILES if k not in npz.files]
+        except (OSError, ValueError) as exc:
+            raise DataError(f"data.path: {location} is not a readable .npz file ({exc})") from None
+    raise DataError(f"data.path: {location} is neither a folder of IDX files nor an .npz file")
+
+
+def _from_files(dataset: str, path: str, keys=tuple(IDX_FILES)):
+    """MNIST / Fashion-MNIST arrays from a folder of IDX files (optionally .gz) or a Keras-style .npz."""
+    location = Path(path).expanduser()
+    missing = missing_files(location)
+    if missing:
+        raise DataError(f"data.path: {location} has no {', '.join(missing)} for {dataset}")
+    if location.is_dir():
+        return {key: _read_idx(_idx_file(location, IDX_FILES[key])) for key in keys}
+    with np.load(location) as npz:
+        return {key: npz[key] for key in keys}
+
+
+def _images(array: np.ndarray, scale: float) -> np.ndarray:
+    return (array.reshape(-1, 28, 28) / scale).astype(np.float32)
+
+
+def labels(dataset: str, path: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The dataset's labels in its own order (and its official test labels, or None), without its images.
+
+    The embedded datasets' labels are kept in `ssvae/labels/` (tests check them against the datasets), so
+    validation computes every split without loading a single image.
+    """
+    if dataset in FILE_DATASETS:
+        arrays = _from_files(dataset, path, keys=("y_train", "y_test"))
+        classes = DATASETS[dataset]["classes"]
+        for key in ("y_train", "y_test"):
+            y = arrays[key]
+            if y.ndim != 1 or not len(y) or y.min() < 0 or y.max() >= classes:
+                raise DataError(f"data.path: {path}: {key} must be a list of class labels 0..{classes - 1}")
+        return arrays["y_train"].astype(np.int32), arrays["y_test"].astype(np.int32)
+    with resources.files("ssvae").joinpath(f"labels/{dataset}.npy").open("rb") as handle:
+        return np.load(handle).astype(np.int32), None
 
 
 def _stratified_take(y: np.ndarray, count: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
@@ -139,10 +178,114 @@ def _stratified_take(y: np.ndarray, count: int, num_classes: int, rng: np.random
     return np.sort(chosen.astype(int))
 
 
+@dataclasses.dataclass(frozen=True)
+class SplitIndex:
+    """Which images go where, as indices into the dataset's training arrays (test: None if official)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray | None
+    labeled: np.ndarray  # bool mask over `train`
+
+
+def _split(index: np.ndarray, size, stratify, seed: int, key: str, value, what: str):
+    """sklearn's train_test_split of an index array, its refusals as a DataError naming the config key."""
+    from sklearn.model_selection import train_test_split  # here: validation often needs no sklearn at all
+
+    try:
+        return train_test_split(index, test_size=size, stratify=stratify, random_state=seed)
+    except ValueError as exc:
+        raise DataError(f"{what} cannot be split off the {len(index)} images: {exc}", key=key, value=value) from None
+
+
+def split_index(y: np.ndarray, cfg: DataConfig, official_test: bool) -> SplitIndex:
+    """Test (held out), train pool -> train + val, labeled subset: the draws, from the labels alone.
+
+    Raises DataError (with the config key to change) when the config asks for more images than there are.
+    """
+    num_classes = DATASETS[cfg.dataset]["classes"]
+    pool, test = np.arange(len(y)), None
+    if not official_test:
+        pool, test = _split(pool, cfg.test_split, y, TEST_SPLIT_SEED, "data.test_split", cfg.test_split,
+                            "a stratified test split")
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.num_samples is not None:
+        if cfg.num_samples > len(pool):
+            raise DataError(f"data.num_samples={cfg.num_samples} exceeds the {len(pool)} training images of "
+                            f"{cfg.dataset} after the test split; samples are never drawn twice",
+                            key="data.num_samples", value=cfg.num_samples, allowed=f"<= {len(pool)} or null")
+        pool = pool[np.sort(rng.permutation(len(pool))[: cfg.num_samples])]
+    y_pool = y[pool]
+    n_val = max(1, round(len(pool) * cfg.val_split))
+    stratify = y_pool if np.bincount(y_pool).min() >= 2 and n_val >= num_classes else None
+    train, val = _split(pool, n_val, stratify, cfg.seed, "data.val_split", cfg.val_split, "the validation split")
+    if cfg.num_labeled > len(train):
+        raise DataError(f"data.num_labeled={cfg.num_labeled} exceeds the {len(train)} training images (only "
+                        f"{len(train)} training images remain after the validation split)",
+                        key="data.num_labeled", value=cfg.num_labeled, allowed=f"<= {len(train)}")
+    labeled = np.zeros(len(train), dtype=bool)
+    labeled[_stratified_take(y[train], cfg.num_labeled, num_classes, rng)] = True
+    return SplitIndex(train=train, val=val, test=test, labeled=labeled)
+
+
+def training_size(total: int, cfg: DataConfig, official_test: bool) -> int:
+    """How many training images `split_index` keeps (after the test and validation splits), by arithmetic."""
+    pool = total if official_test else total - math.ceil(cfg.test_split * total)
+    pool = cfg.num_samples if cfg.num_samples is not None else pool
+    return pool - max(1, round(pool * cfg.val_split))
+
+
+def _floor_share(n: int, counts: np.ndarray, total: int) -> np.ndarray:
+    return (n * counts) // total
+
+
+def surely_holds_every_class(counts: np.ndarray, cfg: DataConfig, official_test: bool) -> bool:
+    """A cheap sufficient condition for `split_index` giving every split an image of every class.
+
+    Without num_samples the draws are stratified, and sklearn's stratified allocation gives class k at least
+    floor(n·c_k/N) and at most one more of a split of n from N images with c_k of class k; the remainder
+    goes to the other side. True means every split surely holds every class (checked against `split_index`
+    by the tests); False means: compute the draws.
+    """
+    if cfg.num_samples is not None:
+        return False
+    num_classes = len(counts)
+    pool = counts.astype(np.int64)
+    if not official_test:
+        total = int(counts.sum())
+        n_test = math.ceil(cfg.test_split * total)
+        n_train = total - n_test
+        if counts.min() < 2 or min(n_train, n_test) < num_classes:
+            return False
+        pool = _floor_share(n_train, counts, total)  # the least each class keeps (it may keep one more)
+        if (counts - pool - 2).min() < 1:
+            return False
+    size = int(pool.sum()) if official_test else n_train
+    n_val = max(1, round(size * cfg.val_split))
+    n_fit = size - n_val
+    if pool.min() < 2 or min(n_val, n_fit) < num_classes or cfg.num_labeled > n_fit:
+        return False
+    for held in (pool, pool + (0 if official_test else 1)):
+        if _floor_share(n_fit, held, size).min() < 1 or (held - _floor_share(n_fit, held, size) - 2).min() < 1:
+            return False
+    return True
+
+
+def missing_classes(y: np.ndarray, y_test: np.ndarray | None, index: SplitIndex, num_classes: int) -> dict:
+    """Split name -> the classes it holds no image of (only splits that lack some)."""
+    parts = {"test": y[index.test] if index.test is not None else y_test, "validation": y[index.val],
+             "training": y[index.train]}
+    found = {}
+    for name, labels_of in parts.items():
+        counts = np.bincount(labels_of, minlength=num_classes)
+        if (counts == 0).any():
+            found[name] = np.flatnonzero(counts == 0).tolist()
+    return found
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Load the configured dataset and split it: test (held out), train pool -> train + val, labeled subset."""
     info = DATASETS[cfg.dataset]
-    num_classes = info["classes"]
     if cfg.dataset == "digits":
         x, y = _digits()
     elif cfg.dataset == "mnist5k":
@@ -150,34 +293,22 @@ def load_splits(cfg: DataConfig) -> Splits:
     else:
         if cfg.path is None:
             raise DataError(f"data.path is required for {cfg.dataset}")
-        x, y, x_test, y_test = _from_files(cfg.dataset, cfg.path)
-    if not info["official_test"]:
-        x, x_test, y, y_test = train_test_split(
-            x, y, test_size=cfg.test_split, stratify=y, random_state=TEST_SPLIT_SEED
-        )
-    rng = np.random.default_rng(cfg.seed)
-    if cfg.num_samples is not None:
-        if cfg.num_samples > len(x):
-            raise DataError(f"data.num_samples={cfg.num_samples} exceeds the {len(x)} training images of {cfg.dataset}")
-        keep = np.sort(rng.permutation(len(x))[: cfg.num_samples])
-        x, y = x[keep], y[keep]
-    n_val = max(1, round(len(x) * cfg.val_split))
-    stratify = y if np.bincount(y).min() >= 2 and n_val >= num_classes else None
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=n_val, stratify=stratify, random_state=cfg.seed
-    )
-    if cfg.num_labeled > len(x_train):
-        raise DataError(f"data.num_labeled={cfg.num_labeled} exceeds the {len(x_train)} training images")
-    labeled = np.zeros(len(x_train), dtype=bool)
-    labeled[_stratified_take(y_train, cfg.num_labeled, num_classes, rng)] = True
+        arrays = _from_files(cfg.dataset, cfg.path)
+        scale = 255.0 if arrays["x_train"].max() > 1 else 1.0
+        x, y = _images(arrays["x_train"], scale), arrays["y_train"].astype(np.int32)
+    index = split_index(y, cfg, info["official_test"])
+    if index.test is None:
+        x_test, y_test = _images(arrays["x_test"], scale), arrays["y_test"].astype(np.int32)
+    else:
+        x_test, y_test = x[index.test], y[index.test]
     return Splits(
         dataset=cfg.dataset,
-        x_train=np.ascontiguousarray(x_train),
-        y_train=y_train.astype(np.int32),
-        labeled=labeled,
-        x_val=np.ascontiguousarray(x_val),
-        y_val=y_val.astype(np.int32),
+        x_train=np.ascontiguousarray(x[index.train]),
+        y_train=y[index.train].astype(np.int32),
+        labeled=index.labeled,
+        x_val=np.ascontiguousarray(x[index.val]),
+        y_val=y[index.val].astype(np.int32),
         x_test=np.ascontiguousarray(x_test),
         y_test=y_test.astype(np.int32),
-        num_classes=num_classes,
+        num_classes=info["classes"],
     )

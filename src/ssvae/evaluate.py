@@ -17,7 +17,7 @@ from . import metrics as metrics_mod
 from . import runs
 from .config import Experiment
 from .data import Splits
-from .predictions import Predictions
+from .predictions import Predictions, read_predictions  # noqa: F401  (read_predictions: the reader, next to the type)
 from .status import Status
 
 SCHEMA_VERSION = 1
@@ -186,9 +186,3 @@ def write_evaluation(run_dir: str | Path, metrics_doc: dict, arrays: dict) -> No
     np.savez_compressed(buffer, **arrays)
     runs.write_bytes(run_dir / "predictions.npz", buffer.getvalue())
     runs.write_json(run_dir / "metrics.json", metrics_doc)
-
-
-def read_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
-    """The arrays of predictions.npz, loaded into memory."""
-    with np.load(Path(run_dir) / "predictions.npz", allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}

@@ -6,6 +6,8 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
+from . import document
+
 MAX_NAME_LENGTH = 64
 
 # Regexes for the three parts of a run id; the workflow uses them as wildcard_constraints.
@@ -22,14 +24,31 @@ class NamingError(ValueError):
     """A name or run id that cannot be used."""
 
 
-def sanitize_name(raw: str) -> str:
-    """Lowercase; runs of characters outside [a-z0-9-] become one `_`; strip `_`/`-` at both ends; at most 64 chars."""
+def _shown(raw) -> str:
+    text = repr(raw) if len(str(raw)) <= 60 else f"{str(raw)[:40]!r}... ({len(str(raw)):,} characters)"
+    return text
+
+
+def sanitize_name(raw: str, max_length: int | None = MAX_NAME_LENGTH) -> str:
+    """Lowercase; runs of characters outside [a-z0-9-] become one `_`; strip `_`/`-` at both ends; at most 64 chars.
+
+    Raises NamingError when nothing is left.
+    """
     name = re.sub(r"[^a-z0-9-]+", "_", str(raw).lower())
     name = re.sub(r"_+", "_", name).strip("_-")
-    name = name[:MAX_NAME_LENGTH].strip("_-")
+    if max_length is not None:
+        name = name[:max_length].strip("_-")
     if not name:
-        raise NamingError(f"name {raw!r} is empty after sanitising (allowed: letters, digits, '-', '_')")
+        raise NamingError(f"name {_shown(raw)} is empty after sanitising (allowed: letters, digits, '-', '_')")
     return name
+
+
+def is_cut(raw: str) -> bool:
+    """True when sanitising `raw` drops characters beyond the 64 allowed (two such names may then collide)."""
+    try:
+        return sanitize_name(raw) != sanitize_name(raw, max_length=None)
+    except NamingError:
+        return False
 
 
 def _get(model: Any, key: str):
@@ -108,7 +127,7 @@ class RunId:
         match = _RUN_ID_RE.match(run_id)
         if not match:
             raise NamingError(
-                f"{run_id!r} is not a run id of the form <name>__<arch>__<YYYYmmdd_HHMMSS>"
+                f"{_shown(run_id)} is not a run id of the form <name>__<arch>__<YYYYmmdd_HHMMSS>"
             )
         return cls(**match.groupdict())
 
@@ -166,13 +185,14 @@ def naming_legend(default_model: Mapping[str, Any]) -> str:
         "",
     ]
     for part, rows in LEGEND_PARTS.items():
-        lines += [f"## {part}", "", "| code | meaning |", "|---|---|"]
-        lines += [f"| `{code}` | {meaning} |" for code, meaning in rows]
+        lines += [f"## {part}", ""]
+        lines += document.table(["code", "meaning"], [[f"`{code}`", meaning] for code, meaning in rows])
         lines.append("")
-    lines += ["## Examples (computed by `ssvae.naming.arch_code`)", "", "| model settings | arch code |", "|---|---|"]
+    lines += ["## Examples (computed by `ssvae.naming.arch_code`)", ""]
+    examples = []
     for example in LEGEND_EXAMPLES:
         model = {**default_model, **example}
-        settings = ", ".join(f"{k}={v}" for k, v in example.items())
-        lines.append(f"| {settings} | `{arch_code(model)}` |")
+        examples.append([", ".join(f"{k}={v}" for k, v in example.items()), f"`{arch_code(model)}`"])
+    lines += document.table(["model settings", "arch code"], examples)
     lines.append("")
     return "\n".join(lines)

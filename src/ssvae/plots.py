@@ -170,9 +170,9 @@ def _image_grid(fig, rows: list[np.ndarray], row_labels: list[str], col_titles: 
 
 # plots --------------------------------------------------------------------------------------------
 
-# history.csv holds each term's weighted contribution to the objective (weight × term), and their total.
+# history.csv holds each term's weighted contribution to the objective (weight × term), and a total per split.
 LOSS_TERMS = (
-    ("loss", "total loss (sum of the terms below)"),
+    ("loss", "total loss"),
     ("reconstruction", "reconstruction"),
     ("kl_z", "KL(q(z|x) || p(z))"),
     ("kl_c", "KL(q(c|x) || π)"),
@@ -182,13 +182,54 @@ LOSS_TERMS = (
     ("classification", "classification"),
     ("l1", "L1 penalty"),
 )
+TERM_NAMES = tuple(term for term, _ in LOSS_TERMS if term != "loss")
+# A term whose epochs differ by less than this (relative to its size) is constant: float noise, not a curve.
+CONSTANT_RTOL = 1e-5
 
 
-def _finite_nonzero(values: np.ndarray | None) -> bool:
-    if values is None:
-        return False
-    finite = values[np.isfinite(values)]
-    return finite.size > 0 and bool(np.any(finite != 0))
+def _finite(values: np.ndarray | None) -> np.ndarray:
+    return np.array([]) if values is None else values[np.isfinite(values)]
+
+
+def constant_value(*columns: np.ndarray | None) -> float | None:
+    """The value every finite entry of the columns shares (to CONSTANT_RTOL), or None when they vary or are
+    empty."""
+    values = np.concatenate([_finite(c) for c in columns])
+    if values.size == 0:
+        return None
+    scale = max(float(np.max(np.abs(values))), 1e-12)
+    return float(np.mean(values)) if float(np.ptp(values)) <= CONSTANT_RTOL * scale else None
+
+
+def total_terms(history: dict, split: str) -> tuple[str, ...] | None:
+    """Which terms `{split}_loss` in history.csv is the sum of: every term, or every term but classification
+    (what training logs as val_loss: validation labels steer neither training nor early stopping). None when
+    the total matches neither."""
+    total = history.get(f"{split}_loss")
+    if total is None or not np.isfinite(total).any():
+        return None
+    columns = {t: np.nan_to_num(history[f"{split}_{t}"]) for t in TERM_NAMES if f"{split}_{t}" in history}
+    for terms in (tuple(columns), tuple(t for t in columns if t != "classification")):
+        summed = np.sum([columns[t] for t in terms], axis=0) if terms else np.zeros_like(total)
+        ok = np.isfinite(total)
+        if np.allclose(summed[ok], total[ok], rtol=1e-4, atol=1e-4):
+            return terms
+    return None
+
+
+def _total_title(history: dict) -> str:
+    parts = []
+    for split, name in (("train", "train"), ("val", "validation")):
+        terms = total_terms(history, split)
+        if f"{split}_loss" not in history:
+            continue
+        if terms is None:
+            parts.append(f"{name}: as logged")
+        elif "classification" in terms or f"{split}_classification" not in history:
+            parts.append(f"{name} = Σ all terms")
+        else:
+            parts.append(f"{name} = Σ terms except classification")
+    return "total loss\n(" + "; ".join(parts) + ")"
 
 
 def plot_loss_curves(inputs: PlotInputs) -> Figure:
@@ -198,22 +239,29 @@ def plot_loss_curves(inputs: PlotInputs) -> Figure:
         raise PlotEmpty("history.csv has no epochs")
     recon = {"bernoulli_nll": "reconstruction (Bernoulli NLL)", "gaussian_nll": "reconstruction (Gaussian NLL)",
              "squared_error": "reconstruction (squared error)"}[metrics_mod.likelihood(inputs.experiment.model)]
-    panels, hidden = [], []
+    panels, zero, constant, empty = [], [], [], []
     for term, title in LOSS_TERMS:
         train, val = history.get(f"train_{term}"), history.get(f"val_{term}")
-        title = recon if term == "reconstruction" else title
-        if _finite_nonzero(train) or _finite_nonzero(val):
+        if train is None and val is None:
+            continue
+        title = {"reconstruction": recon, "loss": _total_title(history)}.get(term, title)
+        value = constant_value(train, val)
+        if not _finite(train).size and not _finite(val).size:
+            empty.append(term)
+        elif value == 0:
+            zero.append(term)
+        elif value is not None and term != "loss":
+            constant.append(f"{term} = {value:.4g}")
+        else:
             panels.append((term, title, "weight × term, per image", train, val, 1.0))
-        elif train is not None or val is not None:
-            hidden.append(term)
     train_acc, val_acc = history.get("train_accuracy"), history.get("val_accuracy")
-    if _finite_nonzero(train_acc) or _finite_nonzero(val_acc):
+    if _finite(train_acc).size or _finite(val_acc).size:
         panels.append(("accuracy", "classification accuracy", "accuracy (%)", train_acc, val_acc, 100.0))
     if not panels:
-        raise PlotEmpty("history.csv has no finite, non-zero loss column")
+        raise PlotEmpty("history.csv has no finite, varying loss column")
     ncols = min(3, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = _new_figure(4.3 * ncols, 3.1 * nrows + 0.6)
+    fig = _new_figure(4.3 * ncols, 3.1 * nrows + 0.8)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     best = inputs.train.get("best_epoch")
     for ax, (term, title, unit, train, val, scale) in zip(axes, panels):
@@ -237,9 +285,16 @@ def plot_loss_curves(inputs: PlotInputs) -> Figure:
     handles = [Line2D([], [], label="train", **TRAIN_STYLE), Line2D([], [], label="validation", **VAL_STYLE)]
     if best is not None:
         handles.append(Line2D([], [], color="0.35", linestyle=":", label=f"best epoch {best} (evaluated)"))
-    if hidden:
-        handles.append(Line2D([], [], linestyle="none", label=f"not shown (0 in every epoch): {', '.join(hidden)}"))
-    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False)
+    notes = []
+    if zero:
+        notes.append(f"not drawn, 0 in every epoch: {', '.join(zero)}")
+    if constant:
+        notes.append(f"not drawn, constant in every epoch: {', '.join(constant)}")
+    if empty:
+        notes.append(f"not drawn, no finite value: {', '.join(empty)}")
+    for note in notes:
+        handles.append(Line2D([], [], linestyle="none", label=note))
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 3), frameon=False)
     return fig
 
 
@@ -525,7 +580,12 @@ def plot_sigma_maps(inputs: PlotInputs) -> Figure:
     box_ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2)
     titles = [[f"σ={sigma[i]:.3f}" for i in row] for row in extremes]
     _image_grid(bottom, [images[0], images[1]], ["lowest σ", "highest σ"], titles)
-    fig.suptitle(f"Heteroscedastic decoder: per-image σ on the {inputs.split} split")
+    title = f"Heteroscedastic decoder: per-image σ on the {inputs.split} split"
+    for bound, name in ((model.sigma_max, "σ_max"), (model.sigma_min, "σ_min")):
+        share = float(np.isclose(sigma, bound, rtol=1e-4, atol=1e-7).mean())
+        if share > 0.5:  # a near-uniform colour map is clipping, not an empty plot
+            title += f"\nσ = {name} = {bound:g} for {100 * share:.0f}% of the images: clipped, not learned"
+    fig.suptitle(title)
     return fig
 
 
@@ -547,7 +607,11 @@ class PlotSpec:
 PLOTS: tuple[PlotSpec, ...] = (
     PlotSpec("loss_curves", "Loss curves", _always, plot_loss_curves,
              "Every loss term per epoch, training (solid) and validation (dashed), each as its weighted "
-             "contribution to the objective (weight × term; the total is their sum). The dotted line marks the best "
+             "contribution to the objective (weight × term). The training total is the sum of every term; the "
+             "validation total leaves classification out (validation labels steer neither training nor early "
+             "stopping), so it sits below the training total by about the classification term: the total panel's "
+             "title says which terms each total sums, as checked against history.csv. Terms that are 0 or constant "
+             "in every epoch get no panel; the legend lists them with their value. The dotted line marks the best "
              "epoch, whose weights were evaluated. Look for a validation curve that turns up while training keeps "
              "falling (overfitting), terms that collapse to zero (e.g. KL(q(z|x) || p(z)) -> 0: posterior collapse), "
              "and whether training stopped early."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -43,3 +44,9 @@ class Predictions:
     def neg_elbo(self) -> np.ndarray:
         """Per-sample negative ELBO = reconstruction NLL + KL_z (+ KL_c), in nats."""
         return sum(self.terms.values())
+
+
+def read_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a run folder's predictions.npz, loaded into memory."""
+    with np.load(Path(run_dir) / "predictions.npz", allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}

@@ -1,7 +1,10 @@
-"""The report stage: figures, REPORT.md and summary.json of one run folder, all drawn from its files.
+"""The report stage: figures, REPORT.md, REPORT.html and summary.json of one run folder, all drawn from its files.
 
-Reads train.json, history.csv, metrics.json and predictions.npz (no JAX, no model). Every metric and every
-plot appears with its status; the run's status says `partial` and lists what failed whenever anything did.
+Reads train.json, history.csv, metrics.json and predictions.npz (no JAX, no scikit-learn, no model). Every
+metric and every plot appears with its status; the run's status says `partial` and lists what failed whenever
+anything did. The warnings a researcher needs (`diagnostics`) are computed here from the same files.
+REPORT.html is REPORT.md as one self-contained page for the Snakemake report (figures named, not embedded:
+they are the run's other report entries).
 """
 
 from __future__ import annotations
@@ -9,17 +12,18 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from . import evaluate as evaluate_mod
+from . import diagnostics, document, relevance, runs
 from . import metrics as metrics_mod
 from . import plots as plots_mod
-from . import runs
 from .config import SECTIONS, Experiment
+from .document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
+from .predictions import read_predictions
 
-SCHEMA_VERSION = 1
+# 2: headline with n, standard errors and gain; `diagnostics`
+SCHEMA_VERSION = 2
 STATUS_MARK = {"success": "✓ success", "disabled": "○ disabled", "skipped": "⊘ skipped", "failed": "✗ failed"}
 TRAIN_FIELDS = ("status", "epochs_completed", "best_epoch", "monitor_metric", "best_value", "stopped_early",
                 "training_time_sec", "samples_per_sec")
@@ -39,55 +43,6 @@ def read_history(path: str | Path) -> dict[str, np.ndarray]:
     return {name: np.asarray(values, dtype=np.float64) for name, values in columns.items()}
 
 
-# values as text -----------------------------------------------------------------------------------
-
-def format_number(value: float | int) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    value = float(value)
-    if not math.isfinite(value):
-        return "—"
-    if value == 0:
-        return "0"
-    if 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4g}"
-    return f"{value:.3e}"
-
-
-def format_value(value: Any, max_items: int = 10) -> str:
-    """A value as one short line; long lists and matrices point to metrics.json."""
-    if value is None:
-        return "—"
-    if isinstance(value, (bool, int, float, np.generic)):
-        return format_number(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)):
-        if value and isinstance(value[0], (list, tuple)):
-            return f"{len(value)}×{len(value[0])} matrix (metrics.json)"
-        if len(value) > max_items:
-            return f"{len(value)} values (metrics.json)"
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        parts = []
-        for key, item in value.items():
-            nested = bool(item) and isinstance(item[0], (list, dict)) if isinstance(item, (list, tuple)) else False
-            if isinstance(item, (list, tuple)) and (len(item) > max_items or nested):
-                continue
-            parts.append(f"{key}: {format_value(item, max_items)}")
-        return "; ".join(parts)
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    # A bare | inside a cell (p(y|x)) would split it.
-    lines += ["| " + " | ".join(cell.replace("\n", " ").replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return lines
-
-
 def _mark(status: str) -> str:
     return STATUS_MARK.get(status, status)
 
@@ -102,20 +57,29 @@ def _value(entry: dict | None, key: str | None = None):
 
 
 def headline(training: dict, evaluation: dict) -> dict:
-    """The handful of numbers a reader (and the comparison) looks at first."""
+    """The handful of numbers a reader (and the comparison) looks at first: accuracy with its binomial standard
+    error on the n evaluated images, the baseline, the gain over it (points as a fraction) with its error."""
     m = evaluation.get("metrics", {})
     baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME)
+    n = evaluation.get("num_examples")
+    accuracy, base = _value(m.get("accuracy")), _value(baseline, "accuracy")
     return {
         "split": evaluation.get("split"),
-        "accuracy": _value(m.get("accuracy")),
-        "baseline_accuracy": _value(baseline, "accuracy"),
+        "num_examples": n,
+        "accuracy": accuracy,
+        "accuracy_se": diagnostics.binomial_se(accuracy, n),
+        "baseline_accuracy": base,
+        "gain": accuracy - base if accuracy is not None and base is not None else None,
+        "gain_se": diagnostics.gain_se(accuracy, base, n),
         "elbo": _value(m.get("elbo"), "elbo"),
+        "likelihood": _value(m.get("elbo"), "likelihood"),
         "k_eff": _value(m.get("k_eff")),
         "clustering_accuracy": _value(m.get("clustering_accuracy")),
         "nmi": _value(m.get("nmi")),
         "ece": _value(m.get("calibration"), "ece"),
         "best_epoch": training.get("best_epoch"),
         "epochs_completed": training.get("epochs_completed"),
+        "stopped_early": training.get("stopped_early"),
         "training_time_sec": training.get("training_time_sec"),
     }
 
@@ -179,10 +143,12 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         warnings.append("history.csv is missing: no loss curves")
     arrays: dict[str, np.ndarray] = {}
     if (run_dir / "predictions.npz").exists():
-        arrays = evaluate_mod.read_predictions(run_dir)
+        arrays = read_predictions(run_dir)
     else:
         warnings.append("predictions.npz is missing: figures that draw predictions fail")
     warnings += _consistency_warnings(metrics_doc, metadata, train)
+    found = diagnostics.diagnose(effective_config.get("model") or {}, train, history, metrics_doc)
+    warnings += [d.message for d in found]
 
     inputs = plots_mod.PlotInputs(experiment, history, arrays, metrics_doc, train)
     plot_status = {name: status.to_dict() for name, status in plots_mod.draw_plots(inputs, run_dir).items()}
@@ -200,6 +166,7 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         "evaluation": evaluation,
         "plots": plot_status,
         "warnings": warnings,
+        "diagnostics": [d.to_dict() for d in found],
         "metadata": metadata,
         "config": {section: effective_config.get(section) for section in SECTIONS if section in effective_config},
     }
@@ -209,8 +176,18 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
 
 # REPORT.md ----------------------------------------------------------------------------------------
 
-def _percent(value) -> str:
-    return "—" if value is None else f"{format_number(value)} ({100 * value:.1f}%)"
+def percent(value, se=None) -> str:
+    """0.7123 -> `71.2%`, with ` ± 2.4` (points) when a standard error is given."""
+    if value is None:
+        return "—"
+    return f"{100 * value:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
+
+
+def points(gain, se=None) -> str:
+    """A difference of two accuracies in percentage points, signed: `+4.8 ± 2.1`."""
+    if gain is None:
+        return "—"
+    return f"{100 * gain:+.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
 
 
 def elbo_label(summary: dict, split: str) -> str:
@@ -225,37 +202,50 @@ def _headline_lines(summary: dict) -> list[str]:
     training = summary["training"]
     evaluation = summary["evaluation"]
     split = evaluation.get("split") or "test"
+    n = evaluation.get("num_examples")
     baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME) or {}
     if baseline.get("status") == "success":
-        base_text = _percent(h["baseline_accuracy"])
+        base_text = percent(h["baseline_accuracy"], diagnostics.binomial_se(h["baseline_accuracy"], n))
     else:
         base_text = f"{_mark(baseline.get('status', '—'))}: {baseline.get('reason') or ''}".strip(": ")
     labeled = evaluation.get("num_labeled_train")
+    gain = h.get("gain")
+    gain_text = points(gain, h.get("gain_se"))
+    if gain is not None:
+        gain_text += " points" + (" — **below the baseline**" if gain < 0 else "")
     rows = [
-        [f"{split} accuracy (this model)", _percent(h["accuracy"])],
+        [f"{split} accuracy (this model), ± binomial standard error on {format_value(n)} images",
+         percent(h["accuracy"], h.get("accuracy_se"))],
         [f"{split} accuracy, logistic regression on raw pixels ({labeled} labeled training images, the same ones)",
          base_text],
+        ["gain over the baseline (± standard error of the difference)", gain_text],
         [elbo_label(summary, split), format_value(h["elbo"])],
     ]
     if h.get("k_eff") is not None:
         rows.append(["K_eff (effective components)", format_value(h["k_eff"])])
-    stopped = " (stopped early)" if training.get("stopped_early") else ""
+    stopped = " (stopped early)" if training.get("stopped_early") else " (max_epochs reached)"
     rows.append(["best epoch (evaluated) / epochs run",
                  f"{format_value(h['best_epoch'])} / {format_value(h['epochs_completed'])}{stopped}"])
     rows.append(["training time (s)", format_value(h["training_time_sec"])])
-    rows.append([f"{split} examples", format_value(evaluation.get("num_examples"))])
-    return _table(["", "value"], rows)
+    return document.table(["", "value"], rows)
 
 
 def _config_lines(config: dict) -> list[str]:
+    """Per section, the keys that act on this run's model; the others in a fold, each with why it does not act."""
     lines = []
     for section in SECTIONS:
-        values = config.get(section)
-        if not values:
+        if not config.get(section):
             continue
+        acting, idle = relevance.split_section(section, config)
         lines += [f"### {section}", ""]
-        lines += _table(["key", "value"], [[f"`{k}`", format_value(v, max_items=64)] for k, v in values.items()])
+        lines += document.table(["key", "value"],
+                                [[f"`{k}`", format_value(v, max_items=64)] for k, v in acting.items()])
         lines.append("")
+        if idle:
+            lines += document.fold(
+                f"{len(idle)} {section} key(s) that do not act on this model",
+                document.table(["key", "value", "why it does not act"],
+                               [[f"`{k}`", format_value(v, max_items=64), why] for k, (v, why) in idle.items()]))
     return lines
 
 
@@ -274,16 +264,17 @@ def _metric_lines(summary: dict) -> list[str]:
     for name, entry in (evaluation.get("artifacts") or {}).items():
         if entry.get("status") != "success":
             rows.append([f"artifact `{name}`", "—", _mark(entry.get("status")), entry.get("reason") or ""])
-    return _table(["metric", "value", "status", "meaning / reason"], rows)
+    return document.table(["metric", "value", "status", "meaning / reason"], rows)
 
 
-def _plot_table_lines(summary: dict) -> list[str]:
+def _plot_table_lines(summary: dict, links: bool) -> list[str]:
     rows = []
     for name, entry in summary["plots"].items():
         files = (entry.get("value") or {}).get("files") or []
-        detail = entry.get("reason") or ", ".join(f"[{Path(f).name}]({f})" for f in files)
+        shown = (f"[{Path(f).name}]({f})" if links else f"`{f}`" for f in files)
+        detail = entry.get("reason") or ", ".join(shown)
         rows.append([f"`{name}`", _mark(entry.get("status")), detail])
-    return _table(["plot", "status", "file / reason"], rows)
+    return document.table(["plot", "status", "file / reason"], rows)
 
 
 def _figure_lines(summary: dict) -> list[str]:
@@ -309,16 +300,20 @@ def _provenance_lines(metadata: dict) -> list[str]:
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
         rows.append([key, format_value(value)])
-    return _table(["field", "value"], rows)
+    return document.table(["field", "value"], rows)
 
 
-def render_markdown(summary: dict) -> str:
-    """REPORT.md: headline, warnings, configuration, training, metrics, plot status, figures, provenance."""
+def render_markdown(summary: dict, figures: bool = True) -> str:
+    """REPORT.md: headline, warnings, configuration, training, metrics, plot status, figures, provenance.
+
+    figures=False leaves the images out (REPORT.html in the Snakemake report, where the figures are entries
+    of their own and relative image links would not resolve).
+    """
     meta = summary.get("metadata") or {}
     name = meta.get("experiment_name") or meta.get("run_id") or "experiment"
     lines = [f"# {name}", ""]
     if meta.get("description"):
-        lines += [meta["description"], ""]
+        lines += [document.cell(meta["description"]), ""]
     facts = [f"**Run:** `{meta.get('run_id')}`", f"**Architecture:** `{meta.get('architecture_code')}`",
              f"**Timestamp:** {meta.get('timestamp')}", f"**Status:** {summary['status']}"]
     lines += [" · ".join(facts), ""]
@@ -326,10 +321,12 @@ def render_markdown(summary: dict) -> str:
         lines += ["**Tags:** " + ", ".join(f"`{t}`" for t in meta["tags"]), ""]
     lines += ["## Headline", ""] + _headline_lines(summary) + [""]
     if summary["failures"]:
-        lines += ["## Failures", ""] + [f"- {f}" for f in summary["failures"]] + [""]
+        lines += ["## Failures", ""] + [f"- {document.cell(f)}" for f in summary["failures"]] + [""]
     if summary["warnings"]:
-        lines += ["## Warnings", ""] + [f"- {w}" for w in summary["warnings"]] + [""]
-    lines += ["## Configuration", "", "The effective configuration: every default resolved.", ""]
+        lines += ["## Warnings", ""] + [f"- {document.cell(w)}" for w in summary["warnings"]] + [""]
+    lines += ["## Configuration", "",
+              "The effective configuration (every default resolved): the keys that act on this run's model; "
+              "the others are folded away below each table.", ""]
     lines += _config_lines(summary.get("config") or {})
     training = summary["training"]
     lines += ["## Training", ""]
@@ -343,21 +340,32 @@ def render_markdown(summary: dict) -> str:
     for k in ("num_train", "num_labeled", "labeled_per_class", "num_val", "num_test", "fingerprint"):
         if k in data:
             rows.append([f"data {k}", format_value(data[k], max_items=20)])
-    lines += _table(["field", "value"], rows) + [""]
+    lines += document.table(["field", "value"], rows) + [""]
     evaluation = summary["evaluation"]
     lines += ["## Metrics", "",
               f"Computed once on the **{evaluation.get('split')}** split ({evaluation.get('num_examples')} images, "
               "never used for training or model selection) with the best checkpoint. Full values in "
               "[metrics.json](metrics.json).", ""]
     lines += _metric_lines(summary) + [""]
-    lines += ["## Plots", ""] + _plot_table_lines(summary) + [""]
-    lines += ["## Figures", ""] + _figure_lines(summary)
+    lines += ["## Plots", ""] + _plot_table_lines(summary, links=figures) + [""]
+    if figures:
+        lines += ["## Figures", ""] + _figure_lines(summary)
+    else:
+        lines += ["The figures are this run's other entries in the Snakemake report (files under `figures/` in "
+                  "the run folder; REPORT.md shows them inline).", ""]
     lines += ["## Provenance", ""] + _provenance_lines(meta) + [""]
     return "\n".join(lines)
 
 
+def render_html(summary: dict) -> str:
+    """REPORT.html: the report without inline figures, as one self-contained page."""
+    meta = summary.get("metadata") or {}
+    return document.to_html(render_markdown(summary, figures=False), meta.get("run_id") or "report")
+
+
 def write_report(run_dir: str | Path, summary: dict, report_md: str) -> None:
-    """Write summary.json and REPORT.md atomically."""
+    """Write summary.json, REPORT.md and REPORT.html atomically."""
     run_dir = Path(run_dir)
     runs.write_json(run_dir / "summary.json", summary)
     runs.write_text(run_dir / "REPORT.md", report_md)
+    runs.write_text(run_dir / "REPORT.html", render_html(summary))

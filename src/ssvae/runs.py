@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import math
@@ -15,7 +16,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -48,10 +49,16 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    """Write via a temp file in the same folder and rename, so readers never see half a file.
+
+    On any failure the temp file is removed and the file at `path` is as it was; an OSError names `path`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for colleagues too
         with os.fdopen(fd, "wb") as handle:
@@ -59,9 +66,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -76,6 +85,52 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_yaml(path: str | Path, obj: Any) -> None:
     write_text(path, yaml.safe_dump(jsonable(obj), sort_keys=False, default_flow_style=None, width=100))
+
+
+# Write failures that come from outside the program, and what the user does about each.
+_FULL = "free space on that file system (or give results/ a roomier home), then run snakemake again"
+_LOCKED = "make results/ writable (its owner, permissions or mount), then run snakemake again"
+WRITE_FAULTS = {
+    errno.ENOSPC: ("the disk is full", _FULL),
+    errno.EDQUOT: ("the disk quota is used up", _FULL),
+    errno.EFBIG: ("the file is larger than the file system allows", _FULL),
+    errno.EROFS: ("the file system is read-only", _LOCKED),
+    errno.EACCES: ("permission denied", _LOCKED),
+    errno.EPERM: ("operation not permitted", _LOCKED),
+}
+
+
+def write_fault(exc: BaseException) -> OSError | None:
+    """The full-disk or unwritable-folder OSError behind `exc` (itself, or one it was raised from)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in WRITE_FAULTS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def write_fault_message(exc: OSError) -> str:
+    """One paragraph: which path could not be written, why, that nothing was half-written, what to do."""
+    reason, remedy = WRITE_FAULTS[exc.errno]
+    where = exc.filename or "a file under results/"
+    return (f"cannot write {where}: {reason} ({exc.strerror}). Nothing was half-written: files are written "
+            f"to a temp file and renamed, and finished run folders are untouched. To recover: {remedy}; "
+            "training resumes from its last checkpoint.")
+
+
+def report_write_faults(previous_hook=sys.excepthook):
+    """An excepthook (for the stage scripts) that turns a write fault into its message instead of a traceback."""
+
+    def hook(kind, exc, tb):
+        fault = write_fault(exc)
+        if fault is None:
+            previous_hook(kind, exc, tb)
+            return
+        print(write_fault_message(fault), file=sys.stderr, flush=True)
+
+    return hook
 
 
 def read_json(path: str | Path) -> Any:
@@ -156,8 +211,49 @@ def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now
         return ts
 
 
-def list_runs(results: str | Path) -> list[dict]:
-    """Every run folder under `results`, parsed from its name and, where present, its summary and metrics."""
+def read_json_or_reason(path: str | Path) -> tuple[Any, str | None]:
+    """(document, None), or (None, why it cannot be read) for a file that is not readable, UTF-8, JSON."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8")), None
+    except FileNotFoundError:
+        return None, f"{Path(path).name} is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{Path(path).name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+def _folder_state(folder: Path) -> dict:
+    """status (+ reason, summary) of one run folder from the files it holds, never trusting a summary.json whose
+    evaluation is gone."""
+    if (folder / "train_failed.json").exists():
+        marker, _ = read_json_or_reason(folder / "train_failed.json")
+        reason = marker.get("reason") if isinstance(marker, dict) else "train_failed.json is unreadable"
+        return {"status": "failed", "reason": reason}
+    if (folder / "summary.json").exists():
+        summary, problem = read_json_or_reason(folder / "summary.json")
+        if problem is None and not isinstance(summary, dict):
+            problem = f"summary.json holds a {type(summary).__name__}, not an object"
+        if problem is not None:
+            return {"status": "unreadable", "reason": problem}
+        missing = [name for name in ("metrics.json", "predictions.npz") if not (folder / name).exists()]
+        if missing:
+            # evaluate was rerun and failed, or its output was deleted: the summary's numbers are not backed
+            return {"status": "stale", "summary": summary,
+                    "reason": f"{' and '.join(missing)} missing (evaluation gone or failed); summary.json says "
+                              f"{summary.get('status')!r} from an earlier evaluation: run snakemake again"}
+        return {"status": str(summary.get("status", "unknown")), "summary": summary}
+    if (folder / "metrics.json").exists():
+        return {"status": "evaluated"}
+    if (folder / "train.json").exists():
+        return {"status": "trained"}
+    if (folder / "checkpoints").exists():
+        return {"status": "training"}
+    return {"status": "planned"}
+
+
+def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """Every run folder under `results`, parsed from its name, with its stage or status and, where readable, its
+    summary. A folder whose summary.json cannot be read is listed as `unreadable` with the reason (and `warn` is
+    called with a line naming the folder); one whose metrics.json or predictions.npz is gone is `stale`."""
     rows = []
     for folder in sorted(Path(results).glob("*__*__*")):
         if not folder.is_dir():
@@ -167,20 +263,29 @@ def list_runs(results: str | Path) -> list[dict]:
         except naming.NamingError:
             continue
         row = {"run_id": folder.name, "name": run_id.name, "arch": run_id.arch, "ts": run_id.ts,
-               "path": str(folder), "status": "planned"}
-        summary_path = folder / "summary.json"
-        if (folder / "train_failed.json").exists():
-            row["status"] = "failed"
-            row["reason"] = read_json(folder / "train_failed.json").get("reason")
-        elif summary_path.exists():
-            summary = read_json(summary_path)
-            row["status"] = summary.get("status", "unknown")
-            row["summary"] = summary
-        elif (folder / "metrics.json").exists():
-            row["status"] = "evaluated"
-        elif (folder / "train.json").exists():
-            row["status"] = "trained"
-        elif (folder / "checkpoints").exists():
-            row["status"] = "training"
+               "path": str(folder), **_folder_state(folder)}
+        if row["status"] == "unreadable" and warn is not None:
+            warn(f"skipped {folder}: {row['reason']}")
         rows.append(row)
     return rows
+
+
+def planned_run_ids(results: str | Path) -> dict[str, str]:
+    """name -> run id that the latest plan of each config (results/.plan/<key>/run.json) points to."""
+    planned = {}
+    for path in sorted(Path(results).glob(".plan/*/run.json")):
+        run, _ = read_json_or_reason(path)
+        if isinstance(run, dict) and isinstance(run.get("run_id"), str):
+            try:
+                parsed = naming.RunId.parse(run["run_id"])
+            except naming.NamingError:
+                continue
+            planned[parsed.name] = run["run_id"]
+    return planned
+
+
+def recorded_timestamp(results: str | Path, name: str, identity: str) -> str | None:
+    """The timestamp the ledger holds for this name and identity, without minting one."""
+    ledger, _ = read_json_or_reason(_ledger_path(Path(results), name))
+    entry = ledger.get(identity) if isinstance(ledger, dict) else None
+    return entry.get("ts") if isinstance(entry, dict) else None

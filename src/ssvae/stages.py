@@ -132,6 +132,7 @@ def run_metadata(plan: dict, run: dict, train_doc: dict) -> dict:
         "description": effective["experiment"]["description"],
         "tags": effective["experiment"]["tags"],
         "group": plan.get("group"),
+        "sweep_point": plan.get("point") or None,
         "seed": effective["model"]["random_seed"],
         "data_seed": effective["data"]["seed"],
         "dataset": effective["data"]["dataset"],

@@ -75,6 +75,7 @@ RUN_OUTPUTS = [
     "results/{run_id}/predictions.npz",
     "results/{run_id}/summary.json",
     "results/{run_id}/REPORT.md",
+    "results/{run_id}/REPORT.html",
     "results/{run_id}/config.yaml",
     "results/{run_id}/figures",
 ]
@@ -142,6 +143,12 @@ def report_section(wildcards):
         "experiment": effective["experiment"],
         "warnings": plan["warnings"],
     }
+
+
+def figures_category(wildcards):
+    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
+    plan = effective_of_run(wildcards)
+    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
 
 
 def run_outputs_of(plan_key, patterns=RUN_OUTPUTS):

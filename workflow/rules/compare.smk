@@ -3,16 +3,24 @@ rule compare:
         *[run_outputs_of(key, ["results/{run_id}/summary.json"]) for key in PLANS],
     output:
         table="results/COMPARISON.md",
+        html=report(
+            "results/COMPARISON.html",
+            caption="../report/comparison_table.rst",
+            category="Comparison",
+            labels={"item": "1. ranked table of every run"},
+        ),
         csv="results/comparison.csv",
         accuracy=report(
             "results/comparison_accuracy.png",
             caption="../report/comparison.rst",
             category="Comparison",
+            labels={"item": "2. accuracy per run (plot)"},
         ),
         elbo=report(
             "results/comparison_elbo.png",
             caption="../report/comparison.rst",
             category="Comparison",
+            labels={"item": "3. ELBO per run, one panel per likelihood (plot)"},
         ),
     log:
         "results/logs/compare.log",

@@ -10,13 +10,19 @@ rule report:
         summary="results/{name}__{arch}__{ts}/summary.json",
         report_md="results/{name}__{arch}__{ts}/REPORT.md",
         config="results/{name}__{arch}__{ts}/config.yaml",
+        report_html=report(
+            "results/{name}__{arch}__{ts}/REPORT.html",
+            caption="../report/run_report.rst",
+            category="Runs",
+            labels={"experiment": "{name}", "arch": "{arch}", "timestamp": "{ts}"},
+        ),
         figures=report(
             directory("results/{name}__{arch}__{ts}/figures"),
             patterns=["{figure}.png"],
             caption="../report/figures.rst",
-            category="{name}",
+            category=figures_category,
             subcategory="{arch}",
-            labels={"run": "{name}__{arch}__{ts}", "figure": "{figure}"},
+            labels={"experiment": "{name}", "figure": "{figure}", "timestamp": "{ts}"},
         ),
     log:
         "results/{name}__{arch}__{ts}/logs/report.log",

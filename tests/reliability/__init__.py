@@ -1,0 +1,1 @@
+"""Bad input and fault scenarios (issue 9): the config corpus, disk faults, the run-folder invariant."""
