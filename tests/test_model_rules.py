@@ -40,6 +40,7 @@ def test_explicit_learnable_pi_true_with_alpha_is_kept(write_config):
      "leaves out"),
     ("model: {prior_type: mixture, learnable_pi: true, kl_c_weight: 0}", "model.learnable_pi",
      "kl_c_weight 0"),
+    ("model: {prior_type: vamp, c_regularizer: both}", "model.c_regularizer", "no component logits of its own"),
 ])
 def test_options_that_could_not_act_are_rejected_with_the_reason(write_config, text, key, fragment):
     plan = plan_of(write_config, text)

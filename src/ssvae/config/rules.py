@@ -153,6 +153,19 @@ def shared_layout_gumbel_needs_conditioning(eff: dict, out: Findings) -> None:
 
 
 @rule
+def vamp_has_no_free_component_logits(eff: dict, out: Findings) -> None:
+    """The logit-MoG penalty is a prior on free encoder logits; the VampPrior's q(c|x) comes from its
+    pseudo-inputs, log r_k = log π_k + log q(z|u_k) − log Σ_j (·), log-density differences with no scale of
+    their own (they reach −10⁸ for a latent far from every pseudo-input), so the penalty has nothing to act on."""
+    m = eff["model"]
+    if m["prior_type"] == "vamp" and m["c_regularizer"] in ("logit_mog", "both"):
+        out.error("model.c_regularizer", m["c_regularizer"],
+                  "the VampPrior has no component logits of its own: its q(c|x) is the pseudo-inputs' posterior "
+                  "at z (log-density differences), which a Gaussian-mixture penalty on logits does not fit",
+                  allowed="categorical")
+
+
+@rule
 def interchangeable_components_warning(eff: dict, out: Findings) -> None:
     """Warn when nothing in the loss can tell one mixture component from another (they stay interchangeable)."""
     m = eff["model"]
