@@ -95,3 +95,13 @@ def test_defaults_that_depend_on_other_keys_resolve(write_config):
                "labeled_batch_size: 0}"
     eff = plan_of(write_config, explicit).effective
     assert (eff["data"]["augment_shift"], eff["model"]["tau_init_counts"], eff["model"]["labeled_batch_size"]) == (0, 0, 0)
+
+
+def test_the_usage_spread_reward_is_off_where_there_is_nothing_to_spread(write_config):
+    eff = plan_of(write_config, "model: {prior_type: mixture}").effective  # interchangeable components
+    assert eff["model"]["component_diversity_weight"] == 0.0
+    for text in ("model: {prior_type: mixture, decoder_conditioning: concat}",
+                 "model: {prior_type: mixture, use_tau_classifier: true}", "model: {prior_type: geometric_mog}"):
+        assert plan_of(write_config, text).effective["model"]["component_diversity_weight"] == -20.0
+    explicit = plan_of(write_config, "model: {prior_type: mixture, component_diversity_weight: -5}").effective
+    assert explicit["model"]["component_diversity_weight"] == -5

@@ -165,13 +165,18 @@ def vamp_has_no_free_component_logits(eff: dict, out: Findings) -> None:
                   allowed="categorical")
 
 
+def interchangeable_components(m: dict) -> bool:
+    """Nothing in the loss can tell one mixture component from another: every p(z|c) = N(0, I), the layout is
+    shared, the decoder is not conditioned on c, and no τ assignment names the components."""
+    return (m["prior_type"] == "mixture" and m["latent_layout"] == "shared" and m["decoder_conditioning"] == "none"
+            and not (m["use_tau_classifier"] and m["tau_init_counts"] > 0))
+
+
 @rule
 def interchangeable_components_warning(eff: dict, out: Findings) -> None:
     """Warn when nothing in the loss can tell one mixture component from another (they stay interchangeable)."""
     m = eff["model"]
-    if m["prior_type"] != "mixture" or m["latent_layout"] != "shared" or m["decoder_conditioning"] != "none":
-        return
-    if m["use_tau_classifier"] and m["tau_init_counts"] > 0:
+    if not interchangeable_components(m):
         return
     why = ("every component has the same p(z|c) = N(0, I), the latent layout is shared and the decoder is not "
            "conditioned on c")
