@@ -121,3 +121,16 @@ def test_a_dirichlet_alpha_alone_learns_pi(write_config):
     assert fixed.learnable_pi is False
     _, grads = loss_and_grads(fixed)
     assert np.abs(np.asarray(grads["prior"]["pi_logits"])).max() == 0
+
+
+@pytest.mark.parametrize("layout", ["shared", "decentralized"])
+def test_the_gumbel_sample_is_what_the_decoder_sees(write_config, layout):
+    """Same parameters and key, two temperatures: the soft Gumbel-softmax sample y = softmax((ℓ + g)/T) changes,
+    and so must the reconstruction (through Σ_k y_k e_k, or Σ_k y_k z_k when decentralized)."""
+    model = {**BASE, **MIX, "use_gumbel_softmax": True, "use_straight_through_gumbel": False,
+             "latent_layout": layout, "decoder_conditioning": "concat" if layout == "shared" else "none"}
+    cfg = load_model_config(write_config, model, f"gumbel-{layout}")
+    params, net = seeded_params(cfg), build_model(cfg)
+    cold, hot = (net.apply({"params": params}, jnp.asarray(X), jax.random.PRNGKey(3), t) for t in (0.3, 3.0))
+    assert not np.allclose(cold.selection, hot.selection)
+    assert not np.allclose(cold.recon, hot.recon, atol=1e-6)
