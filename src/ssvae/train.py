@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import checkpoints, classifiers, losses, priors, runs
+from . import augment, checkpoints, classifiers, losses, priors, runs
 from .config import Experiment, ModelConfig
 from .data import Splits
 from .model import build_model, init_params
@@ -91,8 +91,9 @@ class Program:
     """The jitted functions of one model config and data size: train step / epoch, validation pass."""
 
     def __init__(self, cfg: ModelConfig, num_train: int, seed_key, loop: str | None = None,
-                 eval_chunk: int | None = None, labeled_idx: np.ndarray | None = None):
+                 eval_chunk: int | None = None, labeled_idx: np.ndarray | None = None, augment_shift: int = 0):
         self.cfg = cfg
+        self.augment_shift = augment_shift  # data.augment_shift: random translations of the training images
         self.model = build_model(cfg)
         self.optimizer = make_optimizer(cfg)
         self.num_train = num_train
@@ -173,6 +174,7 @@ class Program:
         w = jax.lax.dynamic_index_in_dim(weights, i, keepdims=False)
         x, y = x_all[idx], y_all[idx]
         step_key = jax.random.fold_in(jax.random.fold_in(self.train_key, epoch), i + 1)
+        x = augment.random_shift(jax.random.fold_in(step_key, augment.KEY_STREAM), x, self.augment_shift)
         (loss, (means, contributions, outputs, correct)), grads = jax.value_and_grad(self.loss_fn, has_aux=True)(
             state.params, state.tau_counts, x, y, w, step_key, epoch)
         grad_norm = optax.tree.norm(grads)
@@ -340,7 +342,8 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
 
     num_train = len(splits.x_train)
     base_key = jax.random.PRNGKey(cfg.random_seed)
-    program = Program(cfg, num_train, base_key, loop=loop, labeled_idx=np.flatnonzero(splits.labeled))
+    program = Program(cfg, num_train, base_key, loop=loop, labeled_idx=np.flatnonzero(splits.labeled),
+                      augment_shift=experiment.data.augment_shift)
     monitor_column, monitor_mode = _monitor(cfg)
 
     # Labels the model may use; -1 hides the rest, so no code path can read them.
