@@ -1,13 +1,13 @@
 """The fixed cost of a run: every stage as its own process, split into imports, compile and work.
 
-For one tiny digits config and one mnist5k config, each of the five stages runs as a separate process, exactly
+For one tiny digits config and one mnist5k config, each stage runs as a separate process, exactly
 as the Snakefile runs it (same scripts, same arguments, `--threads` as the rules give them), first with an empty
 JAX compilation cache (cold) and then again into a fresh results folder with the cache the first pass filled
 (warm). Each stage's wall time (and its process's CPU time, less sensitive to other load on a shared machine) is
 split into imports (`python -X importtime`, top-level modules), compile (JAX's
 own monitoring events: tracing, lowering, XLA compilation and persistent-cache loads) and the rest (work,
 including the interpreter's start). Beside it, the same config's pure training time (`train.json`:
-training_time_sec, the epochs themselves) and the fixed cost = all five stages minus that training time.
+training_time_sec, the epochs themselves) and the fixed cost = all stages minus that training time.
 
 Then the README's main command: `snakemake --cores 2` over the shipped configs (configs/*.yaml) in a fresh copy
 of the workflow, and (with --compile-per-arch) the compile time of every shipped digits architecture, each
@@ -40,7 +40,6 @@ import yaml
 HERE = Path(__file__).resolve().parent
 PROBE = HERE / "_stage_probe.py"
 WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "src", "envs", "profiles"]
-STAGES = ["validate_config", "derive_arch_code", "train", "evaluate", "report"]
 CONFIGS = {"digits": "configs/digits_standard.yaml", "mnist5k": "configs/mnist5k/mnist5k_standard.yaml"}
 IMPORT_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)")
 
@@ -79,8 +78,8 @@ def import_seconds(stderr: str) -> float:
     return total / 1e6
 
 
-def run_stage(workspace: Path, stage: str, args: list[str]) -> dict:
-    """One stage as its own process under the probe: wall, imports, compile, work."""
+def run_stage(workspace: Path, stage: str, args: list[str], name: str | None = None) -> dict:
+    """One stage (scripts/<stage>.py) as its own process under the probe: wall, imports, compile, work."""
     probe_out = workspace / f".probe-{stage}.json"
     env = {**environment(), "SSVAE_PROBE_OUT": str(probe_out)}
     cmd = [sys.executable, "-X", "importtime", str(PROBE), f"scripts/{stage}.py", *args]
@@ -96,27 +95,50 @@ def run_stage(workspace: Path, stage: str, args: list[str]) -> dict:
     probe = json.loads(probe_out.read_text())
     imports = import_seconds(proc.stderr)
     compile_s = probe["compile_s"]
-    return {"stage": stage, "wall": wall, "cpu": cpu, "imports": imports, "compile": compile_s,
+    return {"stage": name or stage, "wall": wall, "cpu": cpu, "imports": imports, "compile": compile_s,
             "work": wall - imports - compile_s, "packages": probe["packages"]}
 
 
+# Planning as the workflow's planning rules do it (inside Snakemake's own process there), for checkouts
+# without planning scripts.
+PLANNING = """
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path.cwd() / "src"))
+from ssvae import stages
+config, key = sys.argv[1], sys.argv[2]
+plan = Path("results/.plan") / key
+stages.validate_config(config, key, plan / "validated.json", log=lambda _: None)
+stages.derive_arch_code(plan / "validated.json", "results", plan / "run.json", log=lambda _: None)
+"""
+
+
 def run_pipeline(workspace: Path, key: str, cache: Path) -> dict:
-    """The five stages of one config, in order, into `workspace/results`; returns per-stage timings."""
+    """The stages of one config, in order, into `workspace/results`; returns per-stage timings.
+
+    A checkout with planning scripts (scripts/validate_config.py) runs validate_config and derive_arch_code as
+    two processes and passes the plan files to the JAX stages; one that plans inside Snakemake's process runs
+    the same planning calls in one process (its imports are Snakemake's there) and gives the stages the run
+    folder only."""
     plan = f"results/.plan/{key}"
     validated, run_json = f"{plan}/validated.json", f"{plan}/run.json"
     Path(workspace / plan / "logs").mkdir(parents=True, exist_ok=True)
-    stages = [run_stage(workspace, "validate_config",
-                        [f"configs/{key}.yaml", "--key", key, "--out", validated,
-                         "--log", f"{plan}/logs/validate_config.log"]),
-              run_stage(workspace, "derive_arch_code", [validated, "--results", "results", "--out", run_json])]
+    scripted = (workspace / "scripts" / "validate_config.py").exists()
+    if scripted:
+        stages = [run_stage(workspace, "validate_config",
+                            [f"configs/{key}.yaml", "--key", key, "--out", validated,
+                             "--log", f"{plan}/logs/validate_config.log"]),
+                  run_stage(workspace, "derive_arch_code", [validated, "--results", "results", "--out", run_json])]
+    else:
+        (workspace / "scripts" / "_plan_here.py").write_text(PLANNING)
+        stages = [run_stage(workspace, "_plan_here", [f"configs/{key}.yaml", key], name="planning (both rules)")]
     run_dir = f"results/{json.loads((workspace / run_json).read_text())['run_id']}"
-    jax_args = ["--jax-cache", str(cache)]
-    stages.append(run_stage(workspace, "train", ["--validated", validated, "--run-json", run_json,
-                                                 "--run-dir", run_dir, "--threads", "2", *jax_args]))
-    stages.append(run_stage(workspace, "evaluate", ["--validated", validated, "--run-dir", run_dir,
-                                                    "--threads", "1", *jax_args]))
-    stages.append(run_stage(workspace, "report", ["--validated", validated, "--run-json", run_json,
-                                                  "--run-dir", run_dir]))
+    plan_args = ["--validated", validated, "--run-json", run_json] if scripted else []
+    stages.append(run_stage(workspace, "train", [*plan_args, "--run-dir", run_dir, "--threads", "2",
+                                                 "--jax-cache", str(cache)]))
+    stages.append(run_stage(workspace, "evaluate", [*plan_args[:2], "--run-dir", run_dir, "--threads", "1",
+                                                    "--jax-cache", str(cache)]))
+    stages.append(run_stage(workspace, "report", [*plan_args, "--run-dir", run_dir]))
     train_doc = json.loads((workspace / run_dir / "train.json").read_text())
     training = float(train_doc["training_time_sec"])
     return {"stages": stages, "training": training, "epochs": train_doc["epochs_completed"],
@@ -147,7 +169,7 @@ def measure_config(repo: Path, scratch: Path, label: str, path: str, max_epochs:
 
 def median_rows(runs: list[dict]) -> tuple[list[dict], dict]:
     rows = []
-    for i, stage in enumerate(STAGES):
+    for i, stage in enumerate(s["stage"] for s in runs[0]["stages"]):
         rows.append({k: statistics.median(run["stages"][i][k] for run in runs)
                      for k in ("wall", "cpu", "imports", "compile", "work")} | {"stage": stage})
     totals = {k: statistics.median(run[k] for run in runs) for k in ("training", "fixed")}
@@ -196,7 +218,7 @@ def compile_per_arch(workspace: Path, scratch: Path) -> list[dict]:
     rows = []
     for plan_dir in sorted((workspace / "results" / ".plan").iterdir()):
         run_json = plan_dir / "run.json"
-        if not run_json.exists():
+        if not plan_dir.is_dir() or not run_json.exists():
             continue
         run = json.loads(run_json.read_text())
         validated = json.loads((plan_dir / "validated.json").read_text())
@@ -205,9 +227,16 @@ def compile_per_arch(workspace: Path, scratch: Path) -> list[dict]:
         one.mkdir(parents=True)
         (one / "validated.json").write_text(json.dumps(validated))
         shutil.copy(run_json, one / "run.json")
-        timing = run_stage(workspace, "train", ["--validated", str(one / "validated.json"),
-                                                "--run-json", str(one / "run.json"), "--run-dir", str(one / "run"),
-                                                "--threads", "2", "--jax-cache", str(one / "cache")])
+        if (workspace / "scripts" / "validate_config.py").exists():
+            where = ["--validated", str(one / "validated.json"), "--run-json", str(one / "run.json"),
+                     "--run-dir", str(one / "run")]
+        else:  # the stage finds its plan from the run folder's name: a results folder of its own
+            results = one / "results"
+            (results / ".plan" / plan_dir.name).mkdir(parents=True)
+            shutil.move(str(one / "validated.json"), results / ".plan" / plan_dir.name / "validated.json")
+            shutil.move(str(one / "run.json"), results / ".plan" / plan_dir.name / "run.json")
+            where = ["--run-dir", str(results / run["run_id"])]
+        timing = run_stage(workspace, "train", [*where, "--threads", "2", "--jax-cache", str(one / "cache")])
         rows.append({"run": plan_dir.name, "arch": run["arch"], "compile": timing["compile"],
                      "wall": timing["wall"], "cpu": timing["cpu"]})
         print(f"  compile {run['arch']}: {timing['compile']:.2f} s", file=sys.stderr, flush=True)
@@ -258,9 +287,9 @@ def main(argv=None) -> None:
             for row in rows:
                 print(f"| {row['stage']} | {row['wall']:.2f} | {row['cpu']:.2f} | {row['imports']:.2f} "
                       f"| {row['compile']:.2f} | {row['work']:.2f} |")
-            print(f"| **all five** | {totals['wall']:.2f} | {totals['cpu']:.2f} | | | |")
+            print(f"| **all stages** | {totals['wall']:.2f} | {totals['cpu']:.2f} | | | |")
             print(f"| pure training (train.json) | {totals['training']:.2f} | | | | |")
-            print(f"| **fixed cost** (all five − training) | **{totals['fixed']:.2f}** | | | | |")
+            print(f"| **fixed cost** (all stages − training) | **{totals['fixed']:.2f}** | | | | |")
             print()
     if snake:
         walls, jobs = snake

@@ -23,18 +23,35 @@ def _report_write_faults(kind, exc, tb, previous=sys.excepthook):
 sys.excepthook = _report_write_faults
 
 
-def jax_parser(description: str) -> argparse.ArgumentParser:
+def run_parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--validated", required=True)
-    p.add_argument("--run-dir", required=True)
+    p.add_argument("--run-dir", required=True, help="results/<name>__<arch>__<ts>: its plan is found from the name")
+    return p
+
+
+def jax_parser(description: str) -> argparse.ArgumentParser:
+    p = run_parser(description)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--jax-cache", default=None,
-                   help="folder of JAX's persistent compilation cache (default $SSVAE_JAX_CACHE; 'none': off)")
+    p.add_argument("--jax-cache", default="auto",
+                   help="JAX's persistent compilation cache: a folder, `auto` or `none` (see stages.jax_cache_dir)")
     return p
 
 
 def setup_jax(args) -> None:
     compute.limit_threads(args.threads, salt=args.run_dir)
-    cache = compute.cache_location(args.jax_cache)
+    from ssvae import stages  # after the thread limit: it imports numpy
+
+    cache = stages.jax_cache_dir(args.jax_cache, results=Path(args.run_dir).parent)
     if cache:
         compute.enable_compilation_cache(cache)
+
+
+def planned(args) -> tuple[Path, Path]:
+    """(validated.json, run.json) of the run folder's plan; a readable message and exit 1 if there is none."""
+    from ssvae import planning, stages
+
+    run_dir = Path(args.run_dir)
+    try:
+        return planning.plan_of_run(run_dir.parent, run_dir.name)
+    except planning.PlanNotFound as exc:
+        stages.fail(str(exc))

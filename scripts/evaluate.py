@@ -7,7 +7,8 @@ _stage.setup_jax(args)
 
 from ssvae import checkpoints, stages  # noqa: E402  (after the thread limit)
 
+validated, _ = _stage.planned(args)
 try:
-    stages.evaluate(args.validated, args.run_dir)
+    stages.evaluate(validated, args.run_dir)
 except checkpoints.CheckpointError as exc:
     stages.fail(f"cannot evaluate: {exc}")

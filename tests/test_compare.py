@@ -93,14 +93,14 @@ def test_ranking_by_a_chosen_metric(results):
 
 def test_columns_only_for_the_config_keys_that_differ_and_act(results, template):
     write_summary_folder(results, template, "tauy__mix10_tau_plain__20250103_000001", accuracy=0.6, baseline=0.7,
-                         elbo=-130.0, prior="mixture", seed=3, model={"use_tau_classifier": True, "dropout_rate": 0.5,
+                         elbo=-130.0, prior="mixture", seed=3, model={"use_tau_classifier": True, "dropout_rate": 0.3,
                                                                       "tau_smoothing_alpha": 2.0})
     write_summary_folder(results, template, "heady__std_head_plain__20250103_000002", accuracy=0.65, baseline=0.7,
-                         elbo=-125.0, seed=3, model={"dropout_rate": 0.5})
+                         elbo=-125.0, seed=3, model={"dropout_rate": 0.3})
     out = compare.compare_runs(results)
     keys = out["keys"]
     assert "model.hidden_dims" in keys  # [64] for mixy, the default elsewhere
-    assert "model.dropout_rate" in keys  # 0.5 for heady against 0.2 for the sweep (both heads)
+    assert "model.dropout_rate" in keys  # 0.3 for heady against the default for the sweep (both heads)
     assert "model.random_seed" in keys  # the seeds of the group, 3 elsewhere
     assert "model.learning_rate" not in keys  # the same everywhere
     assert "model.tau_smoothing_alpha" not in keys  # 2.0 vs the default, but it acts on one run only

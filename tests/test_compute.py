@@ -1,4 +1,4 @@
-"""A job's CPUs (SLURM's allocation, the rule's threads, the affinity mask) and where the compilation cache is."""
+"""A job's CPUs: SLURM's allocation, the rule's threads, the affinity mask, and jobs side by side."""
 
 import os
 import subprocess
@@ -22,13 +22,6 @@ def test_limit_threads_pins_the_process_to_the_jobs_cpus():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}).stdout.split()
     assert out == ["1", "1", "False"]  # one CPU, and no XLA flag that would split the compilation cache key
-
-
-def test_cache_location_from_the_flag_or_the_environment():
-    assert compute.cache_location("/x", environ={compute.JAX_CACHE_ENV: "/y"}) == "/x"
-    assert compute.cache_location(None, environ={compute.JAX_CACHE_ENV: "/y"}) == "/y"
-    assert compute.cache_location(None, environ={}) is None
-    assert compute.cache_location("none", environ={compute.JAX_CACHE_ENV: "/y"}) is None
 
 
 def test_one_thread_jobs_side_by_side_take_different_cpus():

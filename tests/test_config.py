@@ -30,7 +30,7 @@ def test_empty_config_is_valid_with_every_default_resolved(write_config):
     assert eff["data"]["dataset"] == "mnist5k"
     assert eff["model"]["component_embedding_dim"] == eff["model"]["latent_dim"]
     assert eff["model"]["input_hw"] == [28, 28]
-    assert eff["model"]["label_weight"] == 1.0 and eff["model"]["reconstruction_loss"] == "bce"
+    assert eff["model"]["label_weight"] == 10.0 and eff["model"]["reconstruction_loss"] == "bce"
     assert eff["model"]["recon_weight"] == 1.0 and eff["model"]["kl_weight"] == 1.0
     assert eff["model"]["monitor_metric"] == "auto"
     assert plan.arch == "std_head_plain"

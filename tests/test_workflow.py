@@ -4,6 +4,7 @@ Every row of SPEC section 2's re-run table is a test here. A module-scoped works
 works on its own copy (results and Snakemake's metadata included).
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -197,24 +198,55 @@ def test_two_invocations_on_disjoint_configs_at_once(workspace):
     assert {"gamma", "delta"} <= names
 
 
-def test_invalid_config_fails_alone_with_a_readable_message(base, tmp_path):
+def test_bad_configs_fail_alone_and_compare_still_covers_the_good_runs(base, tmp_path):
     configs = {"good1.yaml": tiny_config("good1"), "good2.yaml": tiny_config("good2", model={"latent_dim": 3}),
-               "broken.yaml": tiny_config("broken", model={"prior_type": "mixtur", "use_tau_classifer": True})}
+               "broken.yaml": tiny_config("broken", model={"prior_type": "mixtur", "use_tau_classifer": True}),
+               # two files, one run: the same experiment name, data and model
+               "twin_a.yaml": tiny_config("twin"), "twin_b.yaml": tiny_config("twin")}
     workspace = make_workspace(tmp_path / "bad", configs)
+    (workspace / "configs" / "latin1.yaml").write_bytes("experiment: {description: \"caf\xe9\"}\n".encode("latin-1"))
+    (workspace / "configs" / "sub").mkdir()
+    (workspace / "configs" / "sub" / "good1.yaml").write_text(tiny_config("good1_elsewhere"))
+    experiments = [f"configs/{name}" for name in [*configs, "latin1.yaml", "sub/good1.yaml", "missing.yaml"]]
     # reuse the compiled models of the base run
     (workspace / "results").mkdir()
     import shutil
 
     shutil.copytree(base[0] / "results" / ".jax_cache", workspace / "results" / ".jax_cache")
-    result = snakemake(workspace, "--keep-going", check=False)
+    result = snakemake(workspace, "--keep-going", experiments=experiments, check=False)
     assert result.returncode != 0
-    assert "Error in rule validate_config" in result.output
+    assert "Error in rule invalid_config" in result.output
     assert "configs/broken.yaml:" in result.output  # file:line
     assert ": model.prior_type: not an allowed value (got 'mixtur')" in result.output
     assert "did you mean 'model.use_tau_classifier'" in result.output
-    names = sorted(f.name.split("__")[0] for f in run_folders(workspace))
-    assert names == ["good1", "good2"]
-    assert result.ran("train") == 2
+    assert "configs/twin_a.yaml: experiment.name: gives the same run as configs/twin_b.yaml" in result.output
+    assert "configs/twin_b.yaml: experiment.name: gives the same run as configs/twin_a.yaml" in result.output
+    assert "configs/good1.yaml and configs/sub/good1.yaml both give the run key 'good1'" in result.output
+    assert "configs/latin1.yaml" in result.output and "configs/missing.yaml" in result.output
+    assert result.ran("invalid_config") == 6
+    assert sorted(f.name.split("__")[0] for f in run_folders(workspace)) == ["good2"]
+    assert result.ran("train") == 1
+    # the comparison and the legend are built over the good runs all the same
+    assert result.ran("compare") == 1
+    assert "good2__" in (workspace / "results" / "COMPARISON.md").read_text()
+    assert (workspace / "results" / "NAMING_LEGEND.md").is_file()
+
+
+def test_lost_ledger_retrains_nothing(base, tmp_path):
+    """results/* copied without its dot-folders (ledger, plans, Snakemake's metadata): the runs are found again."""
+    workspace = make_workspace(tmp_path / "copied", {"alpha.yaml": ALPHA, "beta.yaml": BETA})
+    import shutil
+
+    (workspace / "results").mkdir()
+    for item in (base[0] / "results").iterdir():
+        if not item.name.startswith("."):
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, workspace / "results" / item.name)
+    before = {f.name: folder_hashes(f) for f in run_folders(workspace)}
+    again = snakemake(workspace)
+    assert not TRAINING_STAGES & set(again.jobs), again.jobs
+    assert {f.name: folder_hashes(f) for f in run_folders(workspace)} == before
+    ledger = json.loads((workspace / "results" / ".ledger" / "alpha.json").read_text())
+    assert [entry["ts"] for entry in ledger.values()] == [folder_of(workspace, "alpha").name.split("__")[2]]
 
 
 def _history_without_timings(folder):
@@ -243,13 +275,24 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path
             break
         time.sleep(0.2)
     assert log is not None, "training never got going"
-    os.killpg(proc.pid, signal.SIGKILL)
+    # kill -9 of Snakemake alone (a lost login shell): its train job lives on (stopped here, so that it is
+    # still there, holding its run folder, however fast the machine)
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (log.parent.parent / "train.json").exists()
-    # Snakemake's own lock survives a kill -9 of Snakemake itself; --unlock clears it (as the message says)
-    blocked = snakemake(interrupted, check=False)
-    assert blocked.returncode != 0 and "--unlock" in blocked.output
-    snakemake(interrupted, "--unlock")
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        # Snakemake's own lock survives a kill -9 of Snakemake itself; --unlock clears it (as the message says)
+        blocked = snakemake(interrupted, check=False)
+        assert blocked.returncode != 0 and "--unlock" in blocked.output
+        snakemake(interrupted, "--unlock")
+        # ... but no second training starts on the folder while the first one lives
+        busy = snakemake(interrupted, check=False)
+        assert busy.returncode != 0
+        assert "another train job is still running for this run folder (pid" in busy.output
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # now the orphaned training too (a node going down)
+    assert not (log.parent.parent / "train.json").exists(), "the orphaned training finished before it was killed"
     resumed = snakemake(interrupted)
     assert resumed.ran("train") == 1
     assert "resum" in log.read_text().lower()

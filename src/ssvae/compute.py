@@ -8,9 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-JAX_CACHE_ENV = "SSVAE_JAX_CACHE"
-
-
 def job_cpus(requested: int, environ=os.environ) -> int:
     """The CPUs this job may use: SLURM's allocation (SLURM_CPUS_PER_TASK) when inside a SLURM job, else the
     requested threads (Snakemake's `threads`), never more than the CPUs the process may run on."""
@@ -61,14 +58,6 @@ def limit_threads(threads: int, salt: str = "", environ=os.environ) -> list[int]
     chosen = next((cpus for cpus in candidates if _claim(cpus)), candidates[0])
     os.sched_setaffinity(0, chosen)
     return chosen
-
-
-def cache_location(flag: str | None, environ=os.environ) -> str | None:
-    """The compilation cache folder: the `--jax-cache` flag, else $SSVAE_JAX_CACHE; "" or "none" turns it off."""
-    value = flag if flag is not None else environ.get(JAX_CACHE_ENV)
-    if value is None or value.strip().lower() in ("", "none", "off"):
-        return None
-    return value
 
 
 def enable_compilation_cache(cache_dir: str | Path):

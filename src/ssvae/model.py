@@ -3,6 +3,11 @@
 One forward pass `SSVAE(cfg).apply({"params": p}, x, key, temperature)` returns `Outputs`; with a key it samples
 (z by reparameterisation, Gumbel noise, dropout), without one it is deterministic (z = μ, no noise).
 
+Responsibilities r = q(c|x): softmax of the encoder's component logits for mixture and geometric_mog; for the
+VampPrior the components are its pseudo-inputs, r_k = softmax_k(log π_k + log q(z|u_k)) at the latent z of the
+pass (the sample when training, μ when deterministic), so the τ-classifier, usage and every component metric
+and figure read the same r the prior defines.
+
 How many times the decoder runs per image:
 - standard, vamp, and mixture/geometric with the shared layout and no conditioning: once;
 - Gumbel-softmax routing: once, on the routed latent Σ_k y_k z_k and embedding Σ_k y_k e_k (y one-hot in the
@@ -35,7 +40,7 @@ class Outputs:
     recon: jax.Array                    # decoder output [B, H, W], or [B, K, H, W] with `recon_weights`
     sigma: jax.Array | None             # heteroscedastic σ [B] or [B, K]
     recon_weights: jax.Array | None     # [B, K] weights of K decoder outputs (= r), None for one output
-    logits: jax.Array | None            # component logits ℓ [B, K]
+    logits: jax.Array | None            # component logits ℓ [B, K] (vamp: log r, from the pseudo-inputs at z)
     r: jax.Array | None                 # responsibilities q(c|x) = softmax(ℓ) [B, K]
     selection: jax.Array | None         # routing weights actually used (r, or Gumbel-softmax y) [B, K]
     class_logits: jax.Array | None      # classifier head logits [B, C]
@@ -68,7 +73,7 @@ class SSVAE(nn.Module):
             encoder_type=cfg.encoder_type,
             hidden_dims=tuple(cfg.hidden_dims),
             latent_dim=cfg.latent_dim,
-            num_components=cfg.num_components if cfg.is_mixture else 0,
+            num_components=cfg.num_components if mixture else 0,  # vamp: the pseudo-inputs are the components
             decentralized=mixture and cfg.latent_layout == "decentralized",
         )
         self.decoder = networks.Decoder(
@@ -83,7 +88,7 @@ class SSVAE(nn.Module):
         if not cfg.use_tau_classifier:
             self.classifier = classifiers.ClassifierHead(tuple(cfg.hidden_dims), cfg.num_classes, cfg.dropout_rate)
         if mixture:
-            self.prior = priors.MixturePrior(cfg.num_components, cfg.component_embedding_dim, cfg.learnable_pi)
+            self.prior = priors.MixturePrior(cfg.num_components, cfg.component_embedding_dim, cfg.learns_pi)
         elif cfg.is_vamp:
             self.pseudo = priors.VampPseudoInputs(cfg.num_components, tuple(cfg.input_hw))
 
@@ -108,12 +113,13 @@ class SSVAE(nn.Module):
         z_all = priors.reparameterize(key_z, mu, logvar) if training else mu
         r = selection = log_pi = pseudo_mu = pseudo_logvar = recon_weights = None
         z_mean, z_logvar, z = mu, logvar, z_all
-        if cfg.is_mixture:
-            r = jax.nn.softmax(logits, axis=-1)
-            selection = r
         if cfg.is_vamp:
             pseudo_mu, pseudo_logvar, _ = self.encoder(self.pseudo())
             log_pi = jnp.full((cfg.num_components,), -np.log(cfg.num_components), jnp.float32)
+            logits = priors.vamp_log_responsibilities(z, log_pi, pseudo_mu, pseudo_logvar)
+        if cfg.is_mixture:
+            r = jax.nn.softmax(logits, axis=-1)
+            selection = r
         if not self._mixture:
             recon, sigma = self.decoder(z)
         else:

@@ -140,11 +140,11 @@ LEGEND_PARTS = {
     "prior": [
         ("std", "standard normal prior N(0, I)"),
         ("mix{K}", "mixture prior with K components (p(z|c) = N(0, I), component embeddings condition the decoder)"),
-        ("-dir", "mixture with a Dirichlet(alpha) MAP penalty on pi (dirichlet_alpha > 0)"),
+        ("-dir", "mixture whose weights pi are learned as the MAP estimate under Dirichlet(alpha) (dirichlet_alpha > 0)"),
         ("-dec", "decentralized latent layout: one q(z_k|x) per component"),
-        ("-gbl", "Gumbel-softmax routing over components"),
-        ("vamp{K}-km / vamp{K}-rand", "VampPrior with K pseudo-inputs initialised by k-means centres / random training images"),
-        ("geo{K}-circle / geo{K}-grid", "geometric mixture of Gaussians with K fixed centres on a circle / sqrt(K) x sqrt(K) grid"),
+        ("-gbl", "Gumbel-softmax routing: the decoder sees one sampled component (its embedding, or its z_k when decentralized)"),
+        ("vamp{K}-km / vamp{K}-rand", "VampPrior with K pseudo-inputs initialised by k-means centres / random training images; its components are the pseudo-inputs"),
+        ("geo{K}-circle / geo{K}-grid", "geometric mixture of Gaussians with K fixed centres on a circle / sqrt(K) x sqrt(K) grid in the first two latent dimensions"),
     ],
     "classifier": [
         ("tau", "tau-classifier: p(y|x) = r . tau from responsibility-weighted label counts"),

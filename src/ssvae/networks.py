@@ -7,6 +7,7 @@ A decoder conditioned on the component c (concat at its input, FiLM or CIN at ev
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
@@ -120,7 +121,7 @@ class Conditioner(nn.Module):
 # Output heads -----------------------------------------------------------------------------------
 
 def heteroscedastic_sigma(s, sigma_min: float, sigma_max: float):
-    """Per-image σ = clip(σ_min + softplus(s), σ_min, σ_max)."""
+    """Per-image σ = clip(σ_min + softplus(s), σ_min, σ_max); s starts where σ = (σ_min + σ_max) / 2."""
     return jnp.clip(sigma_min + jax.nn.softplus(s), sigma_min, sigma_max)
 
 
@@ -147,7 +148,10 @@ class OutputHead(nn.Module):
             pooled = h
         if not self.heteroscedastic:
             return out, None
-        s = nn.Dense(1, name="log_sigma")(pooled)[:, 0]
+        # Start σ midway between its bounds: softplus(0) = 0.69 would put σ_min + softplus(s) above a typical
+        # σ_max, where the clip has no gradient and σ would stay at σ_max for good.
+        start = math.log(math.expm1(0.5 * (self.sigma_max - self.sigma_min)))
+        s = nn.Dense(1, bias_init=nn.initializers.constant(start), name="log_sigma")(pooled)[:, 0]
         return out, heteroscedastic_sigma(s, self.sigma_min, self.sigma_max)
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -48,10 +49,11 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_bytes(path: str | Path, data: bytes) -> None:
+def write_bytes(path: str | Path, data: bytes, durable: bool = True) -> None:
     """Write via a temp file in the same folder and rename, so readers never see half a file.
 
     On any failure the temp file is removed and the file at `path` is as it was; an OSError names `path`.
+    `durable=False` skips the fsync, for files that are recomputed whenever they are lost (planning files).
     """
     path = Path(path)
     try:
@@ -64,7 +66,8 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -74,13 +77,13 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def write_text(path: str | Path, text: str) -> None:
-    write_bytes(path, text.encode())
+def write_text(path: str | Path, text: str, durable: bool = True) -> None:
+    write_bytes(path, text.encode(), durable=durable)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
+def write_json(path: str | Path, obj: Any, durable: bool = True) -> None:
     """Strict JSON (no bare NaN), indented, written atomically."""
-    write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n", durable=durable)
 
 
 def write_yaml(path: str | Path, obj: Any) -> None:
@@ -174,14 +177,17 @@ def provenance(code_dir: str | Path | None = None) -> dict:
 
 
 # The ledger maps a run identity (hash of data + model) to the timestamp it was first planned with, per name.
-# It is deliberately not a Snakemake output: outputs are deleted before their job reruns.
+# It is deliberately not a Snakemake output: outputs are deleted before their job reruns. It can always be
+# rebuilt from the run folders, whose config.yaml records the identity they were trained for.
 
 def _ledger_path(results: Path, name: str) -> Path:
     return results / ".ledger" / f"{name}.json"
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: str | Path):
+    """An exclusive lock on `path` + `.lock` (other processes and invocations wait for it)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -191,14 +197,76 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_IDENTITY_LINE = re.compile(r"^identity: ['\"]?([0-9a-f]+)['\"]?\s*$", re.M)
+
+
+def recorded_identity(run_dir: str | Path) -> str | None:
+    """The identity a run folder was trained for, from the top-level `identity:` of its config.yaml."""
+    try:
+        text = (Path(run_dir) / "config.yaml").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = _IDENTITY_LINE.search(text)
+    return match.group(1) if match else None
+
+
+def ledger_from_folders(results: str | Path, name: str) -> dict:
+    """The ledger of one name as its run folders record it: identity -> {ts, arch} (the latest folder wins)."""
+    ledger = {}
+    for folder in sorted(Path(results).glob(f"{name}__*__*")):
+        try:
+            run_id = naming.RunId.parse(folder.name)
+        except naming.NamingError:
+            continue
+        identity = recorded_identity(folder) if run_id.name == name else None
+        if identity:
+            ledger[identity] = {"ts": run_id.ts, "arch": run_id.arch, "recovered_from": folder.name}
+    return ledger
+
+
+def rebuild_ledger(results: str | Path) -> dict[str, int]:
+    """Write every name's ledger from the run folders' config.yaml (entries already there are kept)."""
+    results = Path(results)
+    names = set()
+    for folder in results.glob("*__*__*"):
+        with contextlib.suppress(naming.NamingError):
+            names.add(naming.RunId.parse(folder.name).name)
+    counts = {}
+    for name in sorted(names):
+        path = _ledger_path(results, name)
+        with locked(path):
+            ledger = _read_ledger(path)
+            recovered = {k: v for k, v in ledger_from_folders(results, name).items() if k not in ledger}
+            if recovered:
+                write_json(path, {**ledger, **recovered})
+            counts[name] = len(recovered)
+    return counts
+
+
+def _read_ledger(path: Path) -> dict:
+    try:
+        ledger = read_json(path)
+    except FileNotFoundError:
+        return {}
+    return ledger if isinstance(ledger, dict) else {}
+
+
 def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now: dt.datetime | None = None) -> str:
-    """The run's timestamp: the one recorded for this identity, or a new one (local time) recorded now."""
+    """The run's timestamp: the one recorded for this identity, or a new one (local time) recorded now.
+
+    An identity missing from the ledger (lost, or `results/*` copied without its dot-folders) is first looked
+    for in the run folders of the same name, so an existing run is found again instead of trained anew.
+    """
     results = Path(results)
     path = _ledger_path(results, name)
-    with _locked(path):
-        ledger = read_json(path) if path.exists() else {}
+    with locked(path):
+        ledger = _read_ledger(path)
         if identity in ledger:
             return ledger[identity]["ts"]
+        recovered = {k: v for k, v in ledger_from_folders(results, name).items() if k not in ledger}
+        if identity in recovered:
+            write_json(path, {**ledger, **recovered})
+            return recovered[identity]["ts"]
         moment = (now or dt.datetime.now()).replace(microsecond=0)
         taken = {entry["ts"] for entry in ledger.values()}
         while True:

@@ -7,13 +7,16 @@ so the same functions run a whole experiment without Snakemake (`run_experiment`
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 from . import config as config_mod
-from . import naming, runs
+from . import runlock, runs
 
 PLAN_DIR = ".plan"
 
@@ -43,14 +46,12 @@ def validate_config(config_path: str | Path, key: str, out: str | Path, log: Cal
 def derive_arch_code(validated: str | Path, results: str | Path, out: str | Path,
                      log: Callable[[str], None] = log_line) -> dict:
     """Give the run its id: the arch code from the model section and a timestamp minted once per identity."""
+    from . import planning
+
     plan = runs.read_json(validated)
-    arch = naming.arch_code(plan["effective"]["model"])
-    ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
-    run_id = naming.RunId(plan["name"], arch, ts)
-    document = {"key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-                "identity": plan["identity"]}
+    document = planning.run_document(plan, results)
     runs.write_json(out, document)
-    log(f"{plan['key']}: run {run_id}")
+    log(f"{plan['key']}: run {document['run_id']}")
     return document
 
 
@@ -77,11 +78,21 @@ def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dic
 
 def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
           log: Callable[[str], None] = log_line) -> dict:
-    """Train the model of a planned run into `run_dir`; resumes from `checkpoints/resume.msgpack` if present."""
+    """Train the model of a planned run into `run_dir`; resumes from `checkpoints/resume.msgpack` if present.
+
+    Raises runlock.RunFolderBusy at once if another live job is training the same folder.
+    """
+    with runlock.holding(run_dir):
+        return _train(validated, run_json, run_dir, log)
+
+
+def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log: Callable[[str], None]) -> dict:
     from . import data, train as train_mod
 
     plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
+    log(job_description())
+    require_devices(experiment)
     provenance = runs.provenance()
     runs.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance))
     failure_marker = run_dir / "train_failed.json"
@@ -98,6 +109,33 @@ def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     document = {**result, "data": splits.describe(), "identity": run["identity"], "provenance": provenance}
     runs.write_json(run_dir / "train.json", document)
     return document
+
+
+class DeviceMissing(RuntimeError):
+    """The config asks for GPUs that this job cannot see."""
+
+
+def require_devices(experiment: config_mod.Experiment) -> None:
+    """A config with `experiment.gpus: N` trains on a GPU or not at all (never silently on the CPU)."""
+    wanted = experiment.experiment.gpus
+    if not wanted:
+        return
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if len(gpus) < wanted:
+        raise DeviceMissing(
+            f"experiment.gpus is {wanted} but JAX sees {len(gpus)} GPU(s) (devices: "
+            f"{', '.join(str(d) for d in jax.devices())}). Install JAX's CUDA build on the GPU nodes "
+            "(pip install -U \"jax[cuda12]\") and run through the SLURM profile, which asks for --gres=gpu:N; "
+            "or set experiment.gpus: 0 to train on CPUs.")
+
+
+def job_description() -> str:
+    """Where this stage runs: host, SLURM job (each retry is a new job), CPUs it may use."""
+    slurm = os.environ.get("SLURM_JOB_ID")
+    where = f"SLURM job {slurm}" if slurm else f"pid {os.getpid()}"
+    return f"started on {socket.gethostname()} ({where}), {len(os.sched_getaffinity(0))} CPU(s)"
 
 
 # evaluate ----------------------------------------------------------------------------------------
@@ -187,6 +225,24 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
         report(validated, run_json, run_dir, log)
         folders.append(run_dir)
     return folders
+
+
+def jax_cache_dir(setting: str | None, results: str | Path = "results") -> str | None:
+    """Where a JAX job keeps its compiled programs (the workflow's `jax_cache` setting).
+
+    `auto`: `<results>/.jax_cache`, or inside a SLURM job a folder on the node's own disk
+    (`/tmp/ssvae-jax-cache-<user>`, shared by the jobs on that node: no cache traffic or locking on the shared
+    filesystem, entries only from that node's CPUs). `none` (or empty): no persistent cache. Anything else is a
+    folder; `$VARS` and `~` are expanded, so `/scratch/$USER/jax` works.
+    """
+    setting = (setting or "").strip()
+    if setting.lower() in ("", "none", "off", "false"):
+        return None
+    if setting.lower() == "auto":
+        if os.environ.get("SLURM_JOB_ID"):
+            return f"/tmp/ssvae-jax-cache-{getpass.getuser()}"
+        return str(Path(results) / ".jax_cache")
+    return os.path.expanduser(os.path.expandvars(setting))
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import classifiers, losses, priors, schedules
+from . import augment, classifiers, losses, priors, schedules
 from .config import ModelConfig
 from .model import build_model, init_params
 from .optimizer import make_optimizer
@@ -51,9 +51,12 @@ def default_loop(cfg: ModelConfig) -> str:
 class TrainProgram:
     """The step, epoch and validation functions of one model config and training-set size (all pure)."""
 
-    def __init__(self, cfg: ModelConfig, num_train: int, loop: str | None = None, flat: bool | None = None):
-        """`flat`: the parameters' layout (params.ParamGroups); default: flat for a small training."""
+    def __init__(self, cfg: ModelConfig, num_train: int, loop: str | None = None, flat: bool | None = None,
+                 augment_shift: int = 0):
+        """`flat`: the parameters' layout (params.ParamGroups); default: flat for a small training.
+        `augment_shift`: data.augment_shift, random translations of the training images in every step."""
         self.cfg = cfg
+        self.augment_shift = augment_shift
         self.model = build_model(cfg)
         self.optimizer = make_optimizer(cfg)
         self.layout = ParamGroups.for_config(cfg)
@@ -135,6 +138,7 @@ class TrainProgram:
         w = jax.lax.dynamic_index_in_dim(weights, i, keepdims=False)
         x, y = x_all[idx], y_all[idx]
         step_key = jax.random.fold_in(jax.random.fold_in(train_key, epoch), i + 1)
+        x = augment.random_shift(jax.random.fold_in(step_key, augment.KEY_STREAM), x, self.augment_shift)
 
         def objective(params):
             return self.loss_fn(params, state.tau_counts, x, y, w, step_key, epoch)

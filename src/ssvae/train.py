@@ -74,7 +74,7 @@ class _Run:
     def __init__(self, experiment: Experiment, splits: Splits, loop: str | None, clock: CompileClock):
         cfg = experiment.model
         self.cfg = cfg
-        self.program = TrainProgram(cfg, len(splits.x_train), loop=loop)
+        self.program = TrainProgram(cfg, len(splits.x_train), loop=loop, augment_shift=experiment.data.augment_shift)
         self.keys = run_keys(cfg.random_seed)
         # Labels the model may use; -1 hides the rest, so no code path can read them.
         y_train = np.where(splits.labeled, splits.y_train, -1).astype(np.int32)

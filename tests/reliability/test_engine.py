@@ -120,8 +120,8 @@ def test_a_damaged_best_checkpoint_is_named_with_the_command_that_recovers_it(tm
         assert f"--forcerun {best}" in str(info.value)
     # the evaluate stage as Snakemake runs it: exit 1, the readable message, no traceback
     best.write_bytes(intact[:-7])
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), "--validated", str(validated),
-                           "--run-dir", str(run_dir), "--threads", "1", "--jax-cache", str(jax_cache)],
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "evaluate.py"), "--run-dir", str(run_dir),
+                           "--threads", "1", "--jax-cache", str(jax_cache)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert f"cannot evaluate: {best} is truncated" in proc.stderr and "--forcerun" in proc.stderr
@@ -130,12 +130,12 @@ def test_a_damaged_best_checkpoint_is_named_with_the_command_that_recovers_it(tm
 
 
 def test_sigterm_saves_the_last_epoch_and_exits(tmp_path, jax_cache):
-    validated, run_json, run_dir, _ = planned(tmp_path, "sigterm", max_epochs=20000, patience=20000)
+    _, _, run_dir, _ = planned(tmp_path, "sigterm", max_epochs=20000, patience=20000)
     log = tmp_path / "train.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, str(SCRIPTS / "train.py"), "--validated", str(validated),
-                                 "--run-json", str(run_json), "--run-dir", str(run_dir), "--threads", "1",
-                                 "--jax-cache", str(jax_cache)], stdout=out, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, str(SCRIPTS / "train.py"), "--run-dir", str(run_dir),
+                                 "--threads", "1", "--jax-cache", str(jax_cache)],
+                                stdout=out, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and log.read_text().count("] epoch ") < 3:
         assert proc.poll() is None, proc.stderr.read()

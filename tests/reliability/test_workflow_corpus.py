@@ -61,8 +61,6 @@ def test_snakemake_parses_runs_the_good_config_and_fails_each_bad_one_alone(corp
                 assert words in log, (item.id, words, log)
 
 
-@pytest.mark.xfail(reason="compare over the good runs when some configs are invalid is the cluster engineer's DAG "
-                          "change (issue 9); remove this mark once it lands", strict=True)
 def test_compare_is_built_over_the_good_runs(corpus_run):
     workspace, _, _ = corpus_run
     assert "good__" in (workspace / "results" / "COMPARISON.md").read_text()

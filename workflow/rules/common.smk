@@ -1,4 +1,6 @@
+import contextlib
 import glob
+import hashlib
 import json
 import os
 import sys
@@ -10,14 +12,15 @@ from snakemake.utils import validate
 # Plan with the same library the stage scripts run: this checkout's src/, whatever else is installed.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from ssvae import config as ssvae_config
 from ssvae import naming as ssvae_naming
+from ssvae import planning as ssvae_planning
+from ssvae import runs as ssvae_runs
 
 validate(config, schema="../schemas/workflow.schema.yaml")
 
 
 wildcard_constraints:
-    plan=r"[a-z0-9][a-z0-9._-]*",
+    plan=ssvae_planning.PLAN_KEY_PATTERN,
     name=ssvae_naming.NAME_PATTERN,
     arch=ssvae_naming.ARCH_PATTERN,
     ts=ssvae_naming.TS_PATTERN,
@@ -26,7 +29,6 @@ wildcard_constraints:
 # Shell commands name the scripts relative to the working directory, so their text (which Snakemake
 # compares to decide reruns) does not change when the repository is cloned elsewhere.
 SCRIPTS = os.path.relpath(Path(workflow.basedir) / "scripts")
-JAX_CACHE = "results/.jax_cache"
 
 
 def script(name):
@@ -36,36 +38,50 @@ def script(name):
 
 NAMING_SOURCE = os.path.relpath(ssvae_naming.__file__)
 
+# Where JAX jobs keep compiled programs. Handed over in the environment (jobs inherit it, on SLURM too)
+# rather than as a param, so moving the cache never counts as a changed param that reruns training.
+os.environ["SSVAE_JAX_CACHE"] = str(config.get("jax_cache", "auto"))
+
+
+# (declared, so that Snakemake also hands it to jobs on other machines)
+envvars:
+    "SSVAE_JAX_CACHE",
+
 
 def experiment_files():
-    """The experiment configs of this invocation: a glob (files starting with `_` skipped) or a list."""
+    """The experiment configs of this invocation: a glob (files starting with `_` skipped) or a list.
+
+    A listed file that does not exist is kept: its plan fails alone with the reason, the others run.
+    """
     spec = config["experiments"]
     if isinstance(spec, str):
         files = sorted(p for p in glob.glob(spec) if not Path(p).name.startswith("_"))
         if not files:
             raise WorkflowError(f"no experiment configs match {spec!r}")
-    else:
-        files = [str(p) for p in spec]
-    missing = [f for f in files if not Path(f).is_file()]
-    if missing:
-        raise WorkflowError(f"experiment config(s) not found: {', '.join(missing)}")
-    return files
+        return files
+    return list(dict.fromkeys(str(p) for p in spec))
 
 
-def plan_sources():
-    """Plan key (config stem, plus sweep point label) -> config file. Reads YAML only; validation is a job."""
-    sources = {}
-    for path in experiment_files():
-        for key in ssvae_config.plan_keys(path):
-            if key in sources:
-                raise WorkflowError(
-                    f"{path} and {sources[key]} both give the run key {key!r}; rename one of the files"
-                )
-            sources[key] = path
-    return sources
+# Which plan names each run folder: train, evaluate and report do not take the plan files as inputs (a file
+# that is one of N outputs of a job costs Snakemake O(N) to look up); the DAG reaches them only through the
+# derive_arch_code checkpoint, and their scripts find the plan from the run id (ssvae.planning.plan_of_run).
 
-
-PLANS = plan_sources()
+# Plan key (config stem, plus sweep point label) -> the config file(s) giving it. Never raises for one file:
+# what is wrong with a file (its YAML, its name, its sweep, a key shared with another file) is reported by
+# the plan's own invalid_config job. Keys are cached by file content, so parsing reads no YAML on reruns.
+PLANS = ssvae_planning.plan_sources(experiment_files(), results="results")
+CONFIG_FILES = sorted({f for files in PLANS.values() for f in files})
+# What validate_config's outputs depend on: every config's path and content (a param, see plan.smk).
+CONFIGS_DIGEST = ssvae_planning.contents_digest(CONFIG_FILES)
+# Names the files of this set of plans that are not per plan (two invocations on disjoint configs may plan
+# at once, each its own set).
+PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
+PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
+# Planned already, from these very configs: the run ids are read straight away instead of through the
+# checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
+PLANS_CURRENT = ssvae_planning.plans_current(
+    PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results"
+)
 
 RUN_OUTPUTS = [
     "results/{run_id}/train.json",
@@ -96,39 +112,91 @@ def read_json_cached(path):
     return cached[1]
 
 
+def plan_file(key, name):
+    return f"results/.plan/{key}/{name}"
+
+
+def plan_files(name):
+    return [plan_file(key, name) for key in PLANS]
+
+
+# run.json of every plan, read once each time derive_arch_code has rewritten them (it rewrites all at once, so
+# the first one's mtime says whether the cache is current); and the run id -> plan key map built from them.
+_runs_cache = {"stamp": None, "documents": {}, "by_run": {}}
+
+
+def _run_documents():
+    try:
+        stamp = os.stat(plan_file(next(iter(PLANS)), "run.json")).st_mtime_ns
+    except FileNotFoundError:
+        stamp = None
+    if stamp != _runs_cache["stamp"]:
+        documents = {}
+        for key in PLANS:
+            try:
+                documents[key] = json.loads(
+                    Path(plan_file(key, "run.json")).read_text()
+                )
+            except FileNotFoundError:
+                pass
+        _runs_cache.update(
+            stamp=stamp, documents=documents, by_run=ssvae_planning.run_map(documents)
+        )
+    return _runs_cache
+
+
+def planned_runs():
+    """key -> run.json document of every plan; waits (Snakemake-wise) for the derive_arch_code checkpoint."""
+    if not PLANS_CURRENT:
+        checkpoints.derive_arch_code.get()
+    return _run_documents()["documents"]
+
+
+def planning_target(wildcards):
+    """The plan set's manifest when the run ids are read directly: keeps validate_config in the DAG, so it
+    reruns (and, with it, derive_arch_code) when stale. Not a checkpoint output: a job depending on one is
+    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids."""
+    return [PLAN_MANIFEST] if PLANS_CURRENT else []
+
+
+def run_targets(wildcards):
+    """Every valid plan's run folder files, and every invalid plan's error target (which fails, readably)."""
+    targets = []
+    for key, run in planned_runs().items():
+        if run["ok"]:
+            targets += expand(RUN_OUTPUTS, run_id=run["run_id"])
+        else:
+            targets.append(plan_file(key, "invalid"))
+    return targets
+
+
+def summaries_of_good_runs(wildcards):
+    """compare's input: the summary of every run that can be trained (invalid configs never hold it up)."""
+    runs = planned_runs()
+    return sorted(
+        {f"results/{run['run_id']}/summary.json" for run in runs.values() if run["ok"]}
+    )
+
+
 def comparison_target(wildcards):
     # `--config compare=false` arrives as a string
     wanted = str(config.get("compare", True)).lower() == "true"
     return ["results/COMPARISON.md"] if wanted else []
 
 
-def config_file(wildcards):
-    return PLANS[wildcards.plan]
-
-
 def plan_of_run(wildcards):
     """The plan key whose derive_arch_code output names this run folder."""
     run_id = f"{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-    for key in PLANS:
-        run = read_json_cached(f"results/.plan/{key}/run.json")
-        if run is not None and run["run_id"] == run_id:
-            return key
-    raise WorkflowError(
-        f"no experiment config of this invocation plans the run {run_id}"
-    )
-
-
-def validated_of_run(wildcards):
-    # ancient: re-validating (a touched config, an edited description) must not retrain
-    return ancient(f"results/.plan/{plan_of_run(wildcards)}/validated.json")
-
-
-def run_json_of_run(wildcards):
-    return ancient(f"results/.plan/{plan_of_run(wildcards)}/run.json")
+    key = _run_documents()["by_run"].get(run_id)
+    if key is None:
+        raise WorkflowError(
+            f"no experiment config of this invocation plans the run {run_id}"
+        )
+    return key
 
 
 def effective_of_run(wildcards):
-    return read_json_cached(f"results/.plan/{plan_of_run(wildcards)}/validated.json")
+    return read_json_cached(plan_file(plan_of_run(wildcards), "validated.json"))
 
 
 def evaluation_section(wildcards):
@@ -151,16 +219,93 @@ def figures_category(wildcards):
     return Path(plan["source"]).stem if plan.get("point") else wildcards.name
 
 
-def run_outputs_of(plan_key, patterns=RUN_OUTPUTS):
-    """An input function for one plan: its run folder's files once derive_arch_code has named the run.
+# Resources ----------------------------------------------------------------------------------------------
+# Defined here once and used by the rules (the profiles set none, so a user's own profile can add partition,
+# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (README
+# "On a SLURM cluster"), with headroom; every retry gets twice the memory and time of the attempt before, so a
+# job killed for either is resubmitted bigger (a killed train job resumes from its epoch checkpoint).
 
-    One function per plan, so Snakemake plans every experiment in the same pass and a failed plan blocks
-    only its own targets (`--keep-going` finishes the others).
-    """
 
-    def run_outputs(wildcards):
-        run = checkpoints.derive_arch_code.get(plan=plan_key).output[0]
-        run_id = json.loads(Path(run).read_text())["run_id"]
-        return expand(patterns, run_id=run_id)
+def doubling(base):
+    """A resource that doubles with every attempt: base, 2 x base, 4 x base, ..."""
 
-    return run_outputs
+    def by_attempt(wildcards, attempt):
+        return base * 2 ** (attempt - 1)
+
+    return by_attempt
+
+
+def slurm_resources(**overrides):
+    """Partition, account and QOS from the workflow config (`--config slurm_partition=...`); unset: none given,
+    so the user's profile or the site's defaults decide."""
+    settings = {
+        "slurm_partition": config.get("slurm_partition", ""),
+        "slurm_account": config.get("slurm_account", ""),
+        "qos": config.get("slurm_qos", ""),
+        **overrides,
+    }
+    return {
+        key: str(value) for key, value in settings.items() if value not in (None, "")
+    }
+
+
+SLURM = slurm_resources()
+
+
+def gpus_of_run(wildcards):
+    """GPUs the experiment config asks the train job for (experiment.gpus; 0: CPU only)."""
+    return int(effective_of_run(wildcards)["effective"]["experiment"].get("gpus") or 0)
+
+
+def train_gres(wildcards):
+    """`gpu:N` for a train job whose config asks for N GPUs (SLURM: --gres=gpu:N), else nothing."""
+    gpus = gpus_of_run(wildcards)
+    return f"gpu:{gpus}" if gpus else ""
+
+
+def train_partition(wildcards):
+    """`slurm_gpu_partition` for a train job that asks for a GPU, else `slurm_partition`."""
+    return (
+        config["slurm_gpu_partition"]
+        if gpus_of_run(wildcards)
+        else config.get("slurm_partition", "")
+    )
+
+
+TRAIN_SLURM = (
+    {**SLURM, "slurm_partition": train_partition}
+    if config.get("slurm_gpu_partition")
+    else SLURM
+)
+
+
+@contextlib.contextmanager
+def readable_write_faults():
+    """A full disk or an unwritable results/ fails a planning job with one paragraph (path, what to do)."""
+    try:
+        yield
+    except OSError as exc:
+        fault = ssvae_runs.write_fault(exc)
+        if fault is None:
+            raise
+        raise WorkflowError(ssvae_runs.write_fault_message(fault)) from None
+
+
+@contextlib.contextmanager
+def plan_log(log_file):
+    """log(key, line) for the planning jobs: every plan's lines in the job's one log, each with its key."""
+    with open(log_file, "w") as handle:
+        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
+
+
+def validate_every_plan(manifest, log_file):
+    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
+    with readable_write_faults(), plan_log(log_file) as log:
+        ssvae_planning.validate_all(PLANS, results="results", log=log)
+        ssvae_planning.write_manifest(manifest, PLANS, CONFIGS_DIGEST)
+
+
+def derive_every_plan(log_file):
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
+    with readable_write_faults(), plan_log(log_file) as log:
+        ssvae_planning.derive_all(PLANS, results="results", log=log)

@@ -1,6 +1,6 @@
 rule compare:
     input:
-        *[run_outputs_of(key, ["results/{run_id}/summary.json"]) for key in PLANS],
+        summaries_of_good_runs,
     output:
         table="results/COMPARISON.md",
         html=report(

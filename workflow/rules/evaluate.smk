@@ -1,6 +1,5 @@
 rule evaluate:
     input:
-        validated=validated_of_run,
         train="results/{name}__{arch}__{ts}/train.json",
         best="results/{name}__{arch}__{ts}/checkpoints/best.msgpack",
     output:
@@ -10,17 +9,18 @@ rule evaluate:
         "results/{name}__{arch}__{ts}/logs/evaluate.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/evaluate.tsv"
+    group:
+        "evaluate_report"
     conda:
         "../../envs/ssvae.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **SLURM,
+        mem_mb=doubling(1000),
+        runtime=doubling(10),
     params:
         script=script("evaluate.py"),
-        jax_cache=JAX_CACHE,
         evaluation=evaluation_section,
     shell:
-        "{params.script} --validated {input.validated}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        ' --threads {threads} --jax-cache "$SSVAE_JAX_CACHE" > {log} 2>&1'

@@ -1,40 +1,65 @@
+# Planning runs once per invocation over every plan, inside Snakemake's own process (`force-use-threads` in
+# the profiles; without it each of the two jobs is one spawned process), so it costs seconds at thousands of
+# configs. Neither job fails for a bad config: each plan's errors go to its validated.json and log, and the
+# plan's own invalid_config job fails with them, so --keep-going finishes every other experiment.
+#
+# Snakemake records every input and log of a job in the metadata of each of its outputs, so a job with N
+# inputs (or logs) and N outputs costs N^2 (25 million input checksums at 5,000 configs). So validate_config
+# tracks the configs by a hash of their paths and contents (a param: an edit reruns it, a `touch` does not),
+# derive_arch_code reads one manifest of the plan set instead of every validated.json, and each writes one
+# log for all plans.
+
+
 rule validate_config:
-    input:
-        config_file,
     output:
-        "results/.plan/{plan}/validated.json",
+        plan_files("validated.json"),
+        manifest=PLAN_MANIFEST,
     log:
-        "results/.plan/{plan}/logs/validate_config.log",
+        f"results/.plan/logs/validate_config.{PLAN_SET}.log",
     benchmark:
-        "results/.plan/{plan}/benchmarks/validate_config.tsv"
-    conda:
-        "../../envs/ssvae.yaml"
+        f"results/.plan/benchmarks/validate_config.{PLAN_SET}.tsv"
     threads: 1
     resources:
         mem_mb=500,
-        runtime=5,
+        runtime=10,
     params:
-        script=script("validate_config.py"),
-    shell:
-        "{params.script} {input} --key {wildcards.plan} --out {output} --log {log}"
+        configs=CONFIGS_DIGEST,
+    run:
+        validate_every_plan(output.manifest, log[0])
 
 
 checkpoint derive_arch_code:
     input:
-        "results/.plan/{plan}/validated.json",
+        PLAN_MANIFEST,
     output:
-        "results/.plan/{plan}/run.json",
+        plan_files("run.json"),
     log:
-        "results/.plan/{plan}/logs/derive_arch_code.log",
+        f"results/.plan/logs/derive_arch_code.{PLAN_SET}.log",
     benchmark:
-        "results/.plan/{plan}/benchmarks/derive_arch_code.tsv"
+        f"results/.plan/benchmarks/derive_arch_code.{PLAN_SET}.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    run:
+        derive_every_plan(log[0])
+
+
+# The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.
+rule invalid_config:
+    input:
+        ancient("results/.plan/{plan}/run.json"),
+    output:
+        "results/.plan/{plan}/invalid",
+    log:
+        "results/.plan/{plan}/logs/invalid_config.log",
+    benchmark:
+        "results/.plan/{plan}/benchmarks/invalid_config.tsv"
     conda:
         "../../envs/ssvae.yaml"
     threads: 1
     resources:
-        mem_mb=500,
-        runtime=5,
-    params:
-        script=script("derive_arch_code.py"),
+        mem_mb=100,
+        runtime=1,
     shell:
-        "{params.script} {input} --results results --out {output} > {log} 2>&1"
+        "cat results/.plan/{wildcards.plan}/errors.txt | tee {log} >&2; exit 1"

@@ -1,7 +1,5 @@
 rule report:
     input:
-        validated=validated_of_run,
-        run=run_json_of_run,
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",
         metrics="results/{name}__{arch}__{ts}/metrics.json",
@@ -28,15 +26,17 @@ rule report:
         "results/{name}__{arch}__{ts}/logs/report.log",
     benchmark:
         "results/{name}__{arch}__{ts}/benchmarks/report.tsv"
+    group:
+        "evaluate_report"
     conda:
         "../../envs/ssvae.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=15,
+        **SLURM,
+        mem_mb=doubling(500),
+        runtime=doubling(10),
     params:
         script=script("report.py"),
         section=report_section,
     shell:
-        "{params.script} --validated {input.validated} --run-json {input.run}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts} > {log} 2>&1"

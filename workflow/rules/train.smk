@@ -1,7 +1,4 @@
 rule train:
-    input:
-        validated=validated_of_run,
-        run=run_json_of_run,
     output:
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",
@@ -14,12 +11,15 @@ rule train:
         "../../envs/ssvae.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **TRAIN_SLURM,
+        mem_mb=doubling(3000),
+        runtime=doubling(30),
+        gres=train_gres,
     params:
         script=script("train.py"),
-        jax_cache=JAX_CACHE,
     shell:
-        "{params.script} --validated {input.validated} --run-json {input.run}"
-        " --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
-        " --threads {threads} --jax-cache {params.jax_cache} > {log} 2>&1"
+        "{params.script} --run-dir results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+        ' --threads {threads} --jax-cache "$SSVAE_JAX_CACHE" 2>&1'
+        # Snakemake empties {log} before every attempt; logs/train_attempts.log keeps them all (a retry
+        # after a time limit, a resumed run after a kill).
+        " | tee -a results/{wildcards.name}__{wildcards.arch}__{wildcards.ts}/logs/train_attempts.log > {log}"

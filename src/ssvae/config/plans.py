@@ -12,10 +12,10 @@ from pathlib import Path
 from .. import naming
 from .legacy import normalise_legacy
 from .loading import Loaded, read_config
-from .rules import semantic_errors
+from .rules import interchangeable_components, semantic_errors
 from .schema import fill, schema_errors
 from .sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
-from .types import DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+from .types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
 
 
 def run_identity(effective: dict) -> str:
@@ -73,8 +73,29 @@ class Plan:
         }
 
 
+# τ counts a τ-classifier starts with on its component-to-class assignment when the config leaves them unset:
+# enough that the assignment outlasts the first epochs' labeled counts (about 100 per component per epoch with
+# 100 labels and labeled_batch_size 32), so the labels move the components rather than rename them.
+DEFAULT_TAU_INIT_COUNTS = 1000.0
+
+# Usage-spread reward (weight of H(mean usage)) when unset and the components can specialise.
+DEFAULT_DIVERSITY_WEIGHT = -20.0
+
+# Labeled images added to every training batch when the config leaves `labeled_batch_size` unset.
+DEFAULT_LABELED_BATCH_SIZE = 32
+
+
+def default_augment_shift(image_hw) -> int:
+    """Random-shift range used when `data.augment_shift` is unset: 2 pixels for 28×28 images, none for the 8×8
+    digits (one pixel is an eighth of the image there)."""
+    return 2 if min(image_hw) >= 28 else 0
+
+
 def resolve(effective: dict, source: Path) -> None:
-    """Fill the defaults that depend on other keys."""
+    """Fill the defaults that depend on other keys: `learnable_pi` (true beside a Dirichlet α),
+    `tau_init_counts` (with the τ-classifier), `component_diversity_weight` (0 where the components are
+    interchangeable), `labeled_batch_size` (with labels), `data.augment_shift` (by image size), and the ones
+    below."""
     model = effective["model"]
     data = effective["data"]
     if effective["experiment"]["name"] is None:
@@ -86,6 +107,16 @@ def resolve(effective: dict, source: Path) -> None:
     model["use_component_aware_decoder"] = False
     if model["input_hw"] is None:
         model["input_hw"] = list(DATASETS[data["dataset"]]["hw"])
+    if model["learnable_pi"] is None:
+        model["learnable_pi"] = model["dirichlet_alpha"] is not None and model["prior_type"] in CONDITIONABLE_PRIORS
+    if model["tau_init_counts"] is None:
+        model["tau_init_counts"] = DEFAULT_TAU_INIT_COUNTS if model["use_tau_classifier"] else 0.0
+    if model["component_diversity_weight"] is None:
+        model["component_diversity_weight"] = 0.0 if interchangeable_components(model) else DEFAULT_DIVERSITY_WEIGHT
+    if model["labeled_batch_size"] is None:
+        model["labeled_batch_size"] = DEFAULT_LABELED_BATCH_SIZE if data["num_labeled"] > 0 else 0
+    if data["augment_shift"] is None:
+        data["augment_shift"] = default_augment_shift(DATASETS[data["dataset"]]["hw"])
     if data["path"] is not None:
         data["path"] = str(data["path"])
 

@@ -68,7 +68,7 @@ def tau_init_counts_need_tau_classifier(eff: dict, out: Findings) -> None:
     m = eff["model"]
     if m["tau_init_counts"] > 0 and not m["use_tau_classifier"]:
         out.error("model.tau_init_counts", m["tau_init_counts"], "only the tau-classifier has counts to initialise",
-                  allowed="0, or set model.use_tau_classifier: true")
+                  allowed="0 or null, or set model.use_tau_classifier: true")
 
 
 @rule
@@ -109,6 +109,96 @@ def learnable_pi_needs_components(eff: dict, out: Findings) -> None:
     if m["learnable_pi"] and m["prior_type"] not in CONDITIONABLE_PRIORS:
         out.error("model.learnable_pi", True,
                   f"a learnable pi needs a mixture or geometric_mog prior, not {m['prior_type']!r}", allowed="false")
+
+
+@rule
+def dirichlet_alpha_means_learned_pi(eff: dict, out: Findings) -> None:
+    """A Dirichlet α is a prior on a learned π (its MAP estimate): with π fixed the penalty is a constant.
+    `learnable_pi: null` resolves to true beside α, so a false here was written."""
+    m = eff["model"]
+    if m["dirichlet_alpha"] is not None and m["prior_type"] in CONDITIONABLE_PRIORS and not m["learnable_pi"]:
+        out.error("model.learnable_pi", False,
+                  "a Dirichlet alpha is a prior on the learned mixture weights pi (its MAP estimate); with pi fixed "
+                  "the penalty is a constant", allowed="true or null (learned), or set model.dirichlet_alpha: null")
+
+
+@rule
+def learned_pi_enters_the_loss(eff: dict, out: Findings) -> None:
+    """A learned π acts only through KL(q(c|x) ‖ π) (and the Dirichlet penalty on itself): with that term off it
+    would change nothing the model computes."""
+    m = eff["model"]
+    if not (m["learnable_pi"] and m["prior_type"] in CONDITIONABLE_PRIORS):
+        return
+    dirichlet = m["dirichlet_alpha"] is not None
+    key, value = ("model.dirichlet_alpha", m["dirichlet_alpha"]) if dirichlet else ("model.learnable_pi", True)
+    if m["c_regularizer"] == "logit_mog":
+        out.error(key, value, "pi enters the loss only through KL(q(c|x) || pi), which c_regularizer 'logit_mog' "
+                  "leaves out, so a learned pi would change nothing", allowed="c_regularizer categorical or both")
+    elif m["kl_c_weight"] == 0:
+        out.error(key, value, "pi enters the loss only through KL(q(c|x) || pi), which kl_c_weight 0 switches "
+                  "off, so a learned pi would change nothing", allowed="kl_c_weight > 0")
+
+
+@rule
+def shared_layout_gumbel_needs_conditioning(eff: dict, out: Findings) -> None:
+    """With the shared latent layout the Gumbel-softmax sample y reaches the loss only through the decoder's
+    embedding Σ_k y_k e_k; without decoder conditioning it would be computed and dropped."""
+    m = eff["model"]
+    if (m["use_gumbel_softmax"] and m["prior_type"] in CONDITIONABLE_PRIORS and m["latent_layout"] == "shared"
+            and m["decoder_conditioning"] == "none"):
+        out.error("model.use_gumbel_softmax", True,
+                  "Gumbel-softmax routing with the shared latent layout acts only through decoder conditioning, "
+                  "and decoder_conditioning is none",
+                  allowed="false, or set decoder_conditioning (concat, film, cin) or latent_layout: decentralized")
+
+
+@rule
+def vamp_has_no_free_component_logits(eff: dict, out: Findings) -> None:
+    """The logit-MoG penalty is a prior on free encoder logits; the VampPrior's q(c|x) comes from its
+    pseudo-inputs, log r_k = log π_k + log q(z|u_k) − log Σ_j (·), log-density differences with no scale of
+    their own (they reach −10⁸ for a latent far from every pseudo-input), so the penalty has nothing to act on."""
+    m = eff["model"]
+    if m["prior_type"] == "vamp" and m["c_regularizer"] in ("logit_mog", "both"):
+        out.error("model.c_regularizer", m["c_regularizer"],
+                  "the VampPrior has no component logits of its own: its q(c|x) is the pseudo-inputs' posterior "
+                  "at z (log-density differences), which a Gaussian-mixture penalty on logits does not fit",
+                  allowed="categorical")
+
+
+def interchangeable_components(m: dict) -> bool:
+    """Nothing in the loss can tell one mixture component from another: every p(z|c) = N(0, I), the layout is
+    shared, the decoder is not conditioned on c, and no τ assignment names the components."""
+    return (m["prior_type"] == "mixture" and m["latent_layout"] == "shared" and m["decoder_conditioning"] == "none"
+            and not (m["use_tau_classifier"] and m["tau_init_counts"] > 0))
+
+
+@rule
+def interchangeable_components_warning(eff: dict, out: Findings) -> None:
+    """Warn when nothing in the loss can tell one mixture component from another (they stay interchangeable)."""
+    m = eff["model"]
+    if not interchangeable_components(m):
+        return
+    why = ("every component has the same p(z|c) = N(0, I), the latent layout is shared and the decoder is not "
+           "conditioned on c")
+    if m["use_tau_classifier"]:
+        effect = ("and the tau-classifier starts uniform (tau_init_counts 0), so no term of the loss can tell one "
+                  "component from another: usage stays uniform and the tau-classifier stays near chance")
+    else:
+        effect = ("so no term of the loss can tell one component from another: the components stay "
+                  "interchangeable (uniform usage, meaningless clustering metrics); the classifier head on z "
+                  "still learns")
+    out.warn(f"model: the mixture components cannot specialise: {why}, {effect}. Set decoder_conditioning "
+             "(concat, film, cin), latent_layout: decentralized, a tau-classifier with tau_init_counts > 0, or "
+             "prior_type geometric_mog or vamp")
+
+
+@rule
+def augment_shift_within_the_image(eff: dict, out: Findings) -> None:
+    shift = eff["data"]["augment_shift"]
+    side = min(eff["model"]["input_hw"])
+    if shift >= side:
+        out.error("data.augment_shift", shift, f"a shift of the whole image side ({side} pixels) or more leaves "
+                  "nothing of the image", allowed=f"0 to {side - 1}")
 
 
 @rule

@@ -85,6 +85,7 @@ class ExperimentInfo:
     name: str
     description: str
     tags: tuple[str, ...]
+    gpus: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +97,7 @@ class DataConfig:
     val_split: float
     test_split: float
     seed: int
+    augment_shift: int | None = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +133,7 @@ class ModelConfig:
     kl_c_anneal_epochs: int
     dirichlet_alpha: float | None
     dirichlet_weight: float
-    learnable_pi: bool
+    learnable_pi: bool | None
     component_diversity_weight: float
     component_embedding_dim: int
     decoder_conditioning: str
@@ -178,6 +180,14 @@ class ModelConfig:
     @property
     def is_vamp(self) -> bool:
         return self.prior_type == "vamp"
+
+    @property
+    def learns_pi(self) -> bool:
+        """π = softmax(π-logits) is trained (mixture, geometric_mog): `learnable_pi`, which resolves to true
+        beside a Dirichlet α."""
+        if not self.has_component_embeddings:
+            return False
+        return bool(self.learnable_pi) if self.learnable_pi is not None else self.dirichlet_alpha is not None
 
     @property
     def uses_dirichlet(self) -> bool:

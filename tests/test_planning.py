@@ -1,0 +1,139 @@
+"""Planning many configs at once (ssvae.planning), the timestamp ledger's recovery, and the train lock."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from ssvae import planning, runlock, runs, stages
+
+GOOD = textwrap.dedent("""\
+    experiment: {{name: {name}}}
+    data: {{dataset: digits, num_samples: 400, num_labeled: 40}}
+    model: {{hidden_dims: [16], latent_dim: 2, max_epochs: 1, learning_rate: {lr}}}
+""")
+
+
+def write(folder, name, text):
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(path)
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def plan(tmp_path, results, files):
+    sources = planning.plan_sources(files, results)
+    validated = planning.validate_all(sources, results)
+    derived = planning.derive_all(sources, results)
+    return sources, validated, derived
+
+
+def test_every_bad_file_fails_only_its_own_plans(tmp_path, results):
+    files = [write(tmp_path, "good.yaml", GOOD.format(name="good", lr=0.001)),
+             write(tmp_path, "latin1.yaml", "experiment: {description: 'caf\xe9'}\n".encode("latin-1")),
+             write(tmp_path, "broken.yaml", "model: [unclosed\n"),
+             str(tmp_path / "missing.yaml"),
+             write(tmp_path, "a/dup.yaml", GOOD.format(name="dup_a", lr=0.002)),
+             write(tmp_path, "b/dup.yaml", GOOD.format(name="dup_b", lr=0.003)),
+             write(tmp_path, "twin1.yaml", GOOD.format(name="twin", lr=0.004)),
+             write(tmp_path, "twin2.yaml", GOOD.format(name="twin", lr=0.004))]
+    sources, validated, derived = plan(tmp_path, results, files)
+    assert sorted(sources) == ["broken", "dup", "good", "latin1", "missing", "twin1", "twin2"]
+    assert [k for k, d in derived.items() if d["ok"]] == ["good"]
+    errors = {key: (results / ".plan" / key / "errors.txt").read_text() for key in sources if key != "good"}
+    assert "latin1.yaml" in errors["latin1"] and "missing.yaml" in errors["missing"]
+    assert "broken.yaml" in errors["broken"]
+    assert f"{files[4]} and {files[5]} both give the run key 'dup'" in errors["dup"]
+    assert f"gives the same run as {files[7]}" in errors["twin1"]
+    assert f"gives the same run as {files[6]}" in errors["twin2"]
+    assert not (results / ".plan" / "good" / "errors.txt").exists()
+    # the run id -> plan pointer the stage scripts use
+    run_id = derived["good"]["run_id"]
+    assert planning.plan_of_run(results, run_id) == (results / ".plan" / "good" / "validated.json",
+                                                    results / ".plan" / "good" / "run.json")
+    (results / ".plan" / "runs" / f"{run_id}.json").unlink()  # lost pointer: found by scanning
+    assert planning.plan_of_run(results, run_id)[1] == results / ".plan" / "good" / "run.json"
+    with pytest.raises(planning.PlanNotFound, match="no plan under"):
+        planning.plan_of_run(results, "other__std_head_plain__20260101_000000")
+
+
+def test_plan_keys_are_cached_by_content(tmp_path, results):
+    path = write(tmp_path, "sw.yaml", GOOD.format(name="sw", lr=0.001) + "sweep: {seeds: [0, 1]}\n")
+    sources = planning.plan_sources([path], results)
+    assert sources == {"sw.s0": [path], "sw.s1": [path]}
+    planning.validate_all(sources, results)
+    cache = json.loads((results / ".plan" / "keys.json").read_text())
+    assert cache["files"][path]["keys"] == ["sw.s0", "sw.s1"]
+    # parsing takes the keys of an unchanged file from the cache (here doctored, to show it is what is read) ...
+    cache["files"][path]["keys"] = ["sw.cached"]
+    (results / ".plan" / "keys.json").write_text(json.dumps(cache))
+    assert planning.plan_sources([path], results) == {"sw.cached": [path]}
+    # ... and reads a changed file again
+    write(tmp_path, "sw.yaml", GOOD.format(name="sw", lr=0.001) + "sweep: {seeds: [7]}\n")
+    assert planning.plan_sources([path], results) == {"sw.s7": [path]}
+
+
+def test_a_current_plan_set_is_recognised_and_an_edit_is_not(tmp_path, results):
+    files = [write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001))]
+    sources, _, _ = plan(tmp_path, results, files)
+    manifest = results / ".plan" / "sets" / "x.json"
+    digest = planning.contents_digest(files)
+    assert not planning.plans_current(manifest, sources, digest, results)  # never planned under this manifest
+    planning.write_manifest(manifest, sources, digest)
+    planning.derive_all(sources, results)  # run.json written after the manifest, as derive_arch_code does
+    assert planning.plans_current(manifest, sources, digest, results)
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.002))
+    assert not planning.plans_current(manifest, sources, planning.contents_digest(files), results)
+    (results / ".plan" / "one" / "run.json").unlink()
+    assert not planning.plans_current(manifest, sources, digest, results)
+
+
+def test_a_lost_ledger_is_recovered_from_the_run_folders(results):
+    ts = runs.mint_timestamp(results, "exp", "std_head_plain", "abc123")
+    folder = results / f"exp__std_head_plain__{ts}"
+    folder.mkdir(parents=True)
+    runs.write_yaml(folder / "config.yaml", {"experiment": {"name": "exp"}, "identity": "abc123"})
+    for path in (results / ".ledger").iterdir():
+        path.unlink()
+    assert runs.mint_timestamp(results, "exp", "std_head_plain", "abc123") == ts
+    assert json.loads((results / ".ledger" / "exp.json").read_text())["abc123"]["ts"] == ts
+    (results / ".ledger" / "exp.json").unlink()
+    assert runs.rebuild_ledger(results) == {"exp": 1}
+    assert json.loads((results / ".ledger" / "exp.json").read_text())["abc123"]["recovered_from"] == folder.name
+    assert runs.mint_timestamp(results, "exp", "std_head_plain", "other") != ts  # a new identity: a new ts
+
+
+def test_jax_cache_setting(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert stages.jax_cache_dir("auto", "res") == os.path.join("res", ".jax_cache")
+    assert stages.jax_cache_dir("none") is None and stages.jax_cache_dir("") is None
+    monkeypatch.setenv("SCRATCH_X", "/scratch/me")
+    assert stages.jax_cache_dir("$SCRATCH_X/jax") == "/scratch/me/jax"
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    assert stages.jax_cache_dir("auto", "res").startswith("/tmp/ssvae-jax-cache-")
+
+
+def test_a_second_train_job_on_a_busy_run_folder_fails_at_once(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae import runlock;"
+         "ctx = runlock.holding(sys.argv[2]); ctx.__enter__(); print('held', flush=True); time.sleep(60)",
+         str(planning.__file__).rsplit("/ssvae/", 1)[0], str(tmp_path)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "SLURM_JOB_ID": "4242"})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(runlock.RunFolderBusy, match=r"SLURM job 4242, pid \d+ .*scancel 4242"):
+            with runlock.holding(tmp_path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with runlock.holding(tmp_path):  # the holder is gone, and with it the lock
+        assert f"pid {os.getpid()}" in (tmp_path / runlock.LOCK_NAME).read_text()

@@ -1,0 +1,82 @@
+"""The VampPrior's components are its pseudo-inputs (no separate head), and the random-shift augmentation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import softmax
+
+from ssvae import augment, config, step
+from ssvae.rng import run_keys
+from ssvae.model import build_model, init_params
+
+pytestmark = pytest.mark.jax
+
+H = W = 8
+X = np.random.default_rng(4).random((6, H, W)).astype(np.float32)
+
+
+def vamp_config(**overrides) -> config.ModelConfig:
+    values = {**config.defaults()["model"], "prior_type": "vamp", "num_components": 4, "num_classes": 3,
+              "hidden_dims": [8], "latent_dim": 2, "input_hw": [H, W], "use_tau_classifier": True, **overrides}
+    return config.ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def test_vamp_responsibilities_are_the_pseudo_input_posteriors_at_z():
+    cfg = vamp_config()
+    params = init_params(cfg, jax.random.PRNGKey(0), X)
+    assert "component_logits" not in params["encoder"]  # no separate head
+    model = build_model(cfg)
+    pmu, plv = (np.asarray(a) for a in model.apply({"params": params}, method="pseudo_posteriors"))
+
+    def expected(z):
+        log_q = stats.norm.logpdf(z[:, None, :], pmu[None], np.exp(0.5 * plv)[None]).sum(-1)
+        return softmax(np.log(1.0 / 4) + log_q, axis=-1)
+
+    deterministic = model.apply({"params": params}, jnp.asarray(X), None)  # z = μ
+    np.testing.assert_allclose(deterministic.r, expected(np.asarray(deterministic.z)), rtol=1e-4, atol=1e-6)
+    sampled = model.apply({"params": params}, jnp.asarray(X), jax.random.PRNGKey(1))  # z ~ q(z|x)
+    np.testing.assert_allclose(sampled.r, expected(np.asarray(sampled.z)), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(sampled.r, deterministic.r)
+
+
+def test_the_tau_loss_moves_the_pseudo_inputs():
+    cfg = vamp_config(tau_init_counts=10.0)  # a uniform τ would give the τ loss no gradient at all
+    program = step.TrainProgram(cfg, len(X))
+    state = program.init_state(run_keys(0)["init"], X)
+    y = jnp.asarray([0, 1, 2, 0, 1, 2], jnp.int32)
+
+    def classification(params):
+        _, (means, *_rest) = program.loss_fn(params, state.tau_counts, jnp.asarray(X), y, jnp.ones(6),
+                                             jax.random.PRNGKey(2), 0)
+        return means["classification"]
+
+    grads = jax.grad(classification)(program.layout.unflatten(state.params))
+    assert float(jnp.abs(grads["pseudo"]["pseudo_inputs"]).max()) > 0
+
+
+def test_random_shift_translates_each_image_within_the_range_with_zero_fill():
+    x = jnp.zeros((64, 9, 9)).at[:, 4, 4].set(1.0)  # one lit pixel in the centre
+    shifted = np.asarray(augment.random_shift(jax.random.PRNGKey(0), x, 2))
+    assert shifted.sum() == pytest.approx(64.0)  # the pixel moved, nothing else lit
+    positions = np.argwhere(shifted)[:, 1:]
+    assert (np.abs(positions - 4) <= 2).all()
+    assert len({tuple(p) for p in positions}) > 10  # many of the 25 shifts drawn
+    np.testing.assert_array_equal(augment.random_shift(jax.random.PRNGKey(0), x, 0), x)
+    edge = jnp.ones((16, 5, 5))
+    assert float(augment.random_shift(jax.random.PRNGKey(1), edge, 1).min()) == 0.0  # zero fill at the border
+
+
+def test_augment_shift_changes_the_training_step():
+    cfg = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1)
+    x, y = jnp.asarray(X), jnp.asarray([0, 1, 2, -1, -1, -1], jnp.int32)
+    losses = []
+    for shift in (0, 2):
+        program = step.TrainProgram(cfg, len(X), augment_shift=shift)
+        keys = run_keys(0)
+        state = program.init_state(keys["init"], X)
+        order, weights = program.epoch_plan(keys["train"], np.zeros(0, np.int32), 0)
+        _, acc = program.train_step(state, program.zero_train_acc(), x, y, order, weights, keys["train"], 0, 0)
+        losses.append(float(acc["sum_reconstruction"]))
+    assert losses[0] != losses[1]
