@@ -12,7 +12,9 @@ rule report:
             "results/{name}__{arch}__{ts}/REPORT.html",
             caption="../report/run_report.rst",
             category="Runs",
-            labels={"experiment": "{name}", "arch": "{arch}", "timestamp": "{ts}"},
+            # One label: the report's viewer turns a second label with two values, each on half the rows,
+            # into a toggle, and then fails to open rows that do not pair up (two runs, or two archs x two seeds).
+            labels={"run": "{name} · {arch} · {ts}"},
         ),
         figures=report(
             directory("results/{name}__{arch}__{ts}/figures"),
@@ -20,7 +22,7 @@ rule report:
             caption="../report/figures.rst",
             category=figures_category,
             subcategory="{arch}",
-            labels={"experiment": "{name}", "figure": "{figure}", "timestamp": "{ts}"},
+            labels={"run": "{name} · {ts}", "figure": "{figure}"},
         ),
     log:
         "results/{name}__{arch}__{ts}/logs/report.log",
