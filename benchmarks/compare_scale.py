@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from _timing import median_seconds  # noqa: E402
 
 from synthetic_run import MIXTURE, load, make_run, metadata, write_summary_folder  # noqa: E402
 
@@ -61,13 +60,6 @@ def populate(results: Path, summary: dict, runs: int) -> None:
     (bad / "summary.json").write_text('{"status": "succ')
 
 
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

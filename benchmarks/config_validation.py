@@ -8,10 +8,8 @@ earlier loader, YAML 1.1, C-accelerated when available) as the baseline measured
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -19,17 +17,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ssvae import config  # noqa: E402
+from _timing import median_seconds  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def pyyaml_read(path: Path):

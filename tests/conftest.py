@@ -20,6 +20,14 @@ def write_config(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def template(tmp_path_factory):
+    """A real summary.json (from a run of the synthetic model) that the comparison and CLI tests copy and vary."""
+    from synthetic_run import template_summary
+
+    return template_summary(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
 def trained_workspace(tmp_path_factory):
     """A workspace where the real `snakemake` trained, evaluated, reported and compared two tiny runs (a standard
     prior, and a τ-classifier mixture declared as a one-seed sweep, so its run is `beta-s42`), shared by the

@@ -11,14 +11,9 @@ import pytest
 
 from ssvae import cli, config, runs
 
-from synthetic_run import template_summary, write_config, write_summary_folder
+from synthetic_run import write_config, write_summary_folder
 
 SSVAE = str(Path(sys.executable).with_name("ssvae"))
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return template_summary(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture

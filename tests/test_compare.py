@@ -11,14 +11,9 @@ from matplotlib.image import imread
 
 from ssvae import compare, runs
 
-from synthetic_run import template_summary, write_summary_folder
+from synthetic_run import write_summary_folder
 
 SWEEP = {"group": "sweep", "config_source": "configs/sweep.yaml"}
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return template_summary(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture

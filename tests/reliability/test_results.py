@@ -11,7 +11,7 @@ import pytest
 
 from ssvae import compare, runs
 
-from synthetic_run import template_summary, write_summary_folder
+from synthetic_run import write_summary_folder
 from workflow_helpers import clone_workspace, run_folders, snakemake
 
 SSVAE = str(Path(sys.executable).with_name("ssvae"))
@@ -24,11 +24,6 @@ CORRUPTIONS = {
     "empty": b"",
     "a_list": b"[1, 2, 3]",
 }
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    return template_summary(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
