@@ -182,6 +182,15 @@ def test_deleted_metrics_reruns_evaluate_and_report(workspace):
     again = snakemake(workspace)
     assert set(again.jobs) & TRAINING_STAGES == {"evaluate", "report"}, again.jobs
     assert (folder / "metrics.json").is_file()
+    # a deleted intermediate is made again (Snakemake would leave it missing behind an up-to-date report if the
+    # default target did not name every stage's outputs)
+    (folder / "predictions.npz").unlink()
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"evaluate", "report"}, again.jobs
+    assert (folder / "predictions.npz").is_file()
+    (folder / "REPORT.html").unlink()
+    again = snakemake(workspace)
+    assert set(again.jobs) & TRAINING_STAGES == {"report"}, again.jobs
 
 
 def test_two_invocations_on_disjoint_configs_at_once(workspace):

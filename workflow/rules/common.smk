@@ -83,6 +83,9 @@ PLANS_CURRENT = ssvae_planning.plans_current(
     PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results"
 )
 
+# Every stage's outputs, not just the report's: Snakemake does not remake a missing file whose consumer is up
+# to date unless the file itself is asked for (a deleted metrics.json would stay deleted). Costs about 0.25 s
+# of a no-op at 500 runs (benchmarks/dag_scale.py).
 RUN_OUTPUTS = [
     "results/{run_id}/train.json",
     "results/{run_id}/history.csv",
