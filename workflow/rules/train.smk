@@ -9,7 +9,7 @@ rule train:
         "results/{name}__{arch}__{ts}/benchmarks/train.tsv"
     conda:
         "../../envs/ssvae.yaml"
-    threads: 2
+    threads: train_threads
     resources:
         **TRAIN_SLURM,
         mem_mb=doubling(3000),
