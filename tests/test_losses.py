@@ -137,6 +137,19 @@ def test_vamp_pseudo_inputs_from_training_data():
     np.testing.assert_array_equal(rand, priors.vamp_init_pseudo_inputs(x, 3, "random", seed=0))
 
 
+def test_vamp_kmeans_pseudo_inputs_do_not_depend_on_the_cpu_count():
+    """A job's CPUs (1 on a laptop, 2 on a cluster node) must not change the run: k-means sums in thread order."""
+    from sklearn.datasets import load_digits
+    from threadpoolctl import threadpool_limits
+
+    x = (load_digits().data / 16.0).astype(np.float32).reshape(-1, 8, 8)
+    by_threads = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            by_threads.append(priors.vamp_init_pseudo_inputs(x, 10, "kmeans", seed=0))
+    np.testing.assert_array_equal(*by_threads)
+
+
 # The component channel ----------------------------------------------------------------------------
 
 def test_categorical_kl_matches_hand():

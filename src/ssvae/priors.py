@@ -144,8 +144,13 @@ def vamp_init_pseudo_inputs(x_train: np.ndarray, num_components: int, method: st
         raise ValueError(f"VampPrior needs at least K={num_components} training images, got {len(flat)}")
     if method == "kmeans":
         from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
 
-        centres = KMeans(n_clusters=num_components, n_init=3, random_state=seed).fit(flat).cluster_centers_
+        # one thread: KMeans' OpenMP chunks sum in an order that depends on the thread count (centres differ by
+        # ~1e-6 between 1 and 2 threads, and training amplifies that), so the same seed gives the same run
+        # whatever CPUs the job has
+        with threadpool_limits(1):
+            centres = KMeans(n_clusters=num_components, n_init=3, random_state=seed).fit(flat).cluster_centers_
     elif method == "random":
         centres = flat[np.random.default_rng(seed).choice(len(flat), num_components, replace=False)]
     else:
