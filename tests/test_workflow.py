@@ -241,6 +241,29 @@ def test_bad_configs_fail_alone_and_compare_still_covers_the_good_runs(base, tmp
     assert (workspace / "results" / "NAMING_LEGEND.md").is_file()
 
 
+def test_a_diverged_training_fails_alone_and_does_not_hold_up_the_comparison(base, tmp_path):
+    """A sweep point whose training diverges fails its own train job; the next invocation compares the others
+    (training is deterministic: waiting for that run's retry would leave the sweep without a comparison)."""
+    diverging = tiny_config("diverge", model={"learning_rate": 50.0, "grad_clip_norm": None, "max_epochs": 3})
+    workspace = make_workspace(tmp_path / "diverge", {"alpha.yaml": ALPHA, "diverge.yaml": diverging})
+    import shutil
+
+    (workspace / "results").mkdir()
+    shutil.copytree(base[0] / "results" / ".jax_cache", workspace / "results" / ".jax_cache")
+    first = snakemake(workspace, check=False)
+    assert first.returncode != 0
+    assert "training diverged at epoch" in first.output
+    assert first.ran("train") == 2 and first.ran("report") == 1 and first.ran("compare") == 0
+    (failed,) = [f for f in run_folders(workspace) if f.name.startswith("diverge__")]
+    assert json.loads((failed / "train_failed.json").read_text())["status"] == "failed"
+    second = snakemake(workspace, check=False)
+    assert second.returncode != 0  # the diverging training is tried again, and fails again
+    assert second.ran("compare") == 1
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    ranked, not_ranked = comparison.split("## Runs not ranked")
+    assert "alpha" in ranked and failed.name in not_ranked and "failed" in not_ranked
+
+
 def test_lost_ledger_retrains_nothing(base, tmp_path):
     """results/* copied without its dot-folders (ledger, plans, Snakemake's metadata): the runs are found again."""
     workspace = make_workspace(tmp_path / "copied", {"alpha.yaml": ALPHA, "beta.yaml": BETA})

@@ -174,10 +174,17 @@ def run_targets(wildcards):
 
 
 def summaries_of_good_runs(wildcards):
-    """compare's input: the summary of every run that can be trained (invalid configs never hold it up)."""
+    """compare's input: the summary of every run that can be trained. Invalid configs never hold it up, nor
+    does a training that diverged before (train_failed.json; the comparison lists it as failed): training is
+    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one."""
     runs = planned_runs()
     return sorted(
-        {f"results/{run['run_id']}/summary.json" for run in runs.values() if run["ok"]}
+        {
+            f"results/{run['run_id']}/summary.json"
+            for run in runs.values()
+            if run["ok"]
+            and not os.path.exists(f"results/{run['run_id']}/train_failed.json")
+        }
     )
 
 
