@@ -28,9 +28,11 @@ HERE = Path(__file__).resolve().parent
 TIMEOUT = 1200  # seconds for one snakemake invocation; `timeout` ends it rather than leave a hung poller
 
 SWEEP = yaml.safe_dump({**yaml.safe_load(tiny_config("sw")), "sweep": {"seeds": [0, 1]}}, sort_keys=False)
-# single-threaded 0.4-0.7 s an epoch on this 2-core machine: 80-140 s, past the first attempt's minute
-# (SLURM ends it 60-90 s in: it checks time limits every 30 s)
-LONG = tiny_config("long", model={"hidden_dims": [1024, 512], "max_epochs": 200, "patience": 200},
+# single-threaded 0.29-0.7 s an epoch on this 2-core machine (0.29 idle): 145-350 s, surely past the first
+# attempt's minute (SLURM ends it 60-90 s in: it checks time limits every 30 s; 200 epochs, 60 s idle, once
+# finished inside the first attempt)
+LONG_EPOCHS = 500
+LONG = tiny_config("long", model={"hidden_dims": [1024, 512], "max_epochs": LONG_EPOCHS, "patience": LONG_EPOCHS},
                    data={"num_samples": 1400, "num_labeled": 100})
 CONFIGS = {"sw.yaml": SWEEP, "long.yaml": LONG}
 # Both sides train with one thread (the same XLA programs, so the same numbers); the first train attempt has
@@ -119,7 +121,7 @@ def test_a_train_job_killed_at_its_time_limit_resumes_on_retry(runs):
     assert re.search(r"resuming from \S+resume.msgpack after epoch \d+", log), log[-3000:]
     assert job_times(attempts[0]).get("JobState") == "TIMEOUT"
     assert "TIMEOUT" in output
-    assert json.loads((folder / "train.json").read_text())["epochs_completed"] == 200
+    assert json.loads((folder / "train.json").read_text())["epochs_completed"] == LONG_EPOCHS
 
 
 def test_the_runs_equal_a_local_run_of_the_same_configs(runs):
