@@ -186,7 +186,7 @@ def measure(n: int, scratch: Path, template: Path, repeats: int) -> dict:
     row = {"n": n}
     workspace = make_workspace(scratch / f"ours{n}", n)
     row["dry0"] = median_of(repeats, ours("-n"), workspace)
-    first_plan = f"results/.plan/c00000/run.json"
+    first_plan = "results/.plan/c00000/run.json"
     row["plan"] = timed(ours(first_plan), workspace)
     fake_completion(workspace, template)
     row["dry1"] = median_of(repeats, ours("-n"), workspace, expect="Nothing to be done")

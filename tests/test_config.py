@@ -1,7 +1,6 @@
 """Config validation: every error names file, dotted key, value, what is allowed, and the closest key."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import yaml

@@ -1,7 +1,5 @@
 """Each loss formula against a hand computation or a Monte-Carlo estimate."""
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np

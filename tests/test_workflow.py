@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from workflow_helpers import (
-    REPO,
     SSVAE,
     clone_workspace,
     folder_hashes,
