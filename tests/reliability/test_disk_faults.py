@@ -42,6 +42,18 @@ def trained_run(results: Path, config_dir: Path, name: str) -> tuple[Path, Path,
     return validated, run_json, run_dir
 
 
+def finished_run(results: Path, config_dir: Path, name: str) -> Path:
+    """A run folder as report leaves it: trained, evaluated and reported."""
+    validated, run_json, run_dir = trained_run(results, config_dir, name)
+    stages.report(validated, run_json, run_dir, log=lambda _: None)
+    return run_dir
+
+
+def tiny_config(config_dir: Path, name: str) -> Path:
+    """A small digits config, not yet planned."""
+    return write_config(config_dir, name=name, data_cfg={"num_samples": 300, "num_labeled": 30})
+
+
 def stage(script: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, str(REPO / "scripts" / script), *args], capture_output=True, text=True,
                           timeout=120, cwd=REPO)
@@ -69,8 +81,7 @@ def test_atomic_write_on_a_full_disk_keeps_the_old_file(small_fs):
 
 def test_report_on_a_full_disk_then_after_freeing_space(small_fs, tmp_path, run_folder_invariant):
     results = small_fs.path / "results"
-    validated, run_json, done = trained_run(results, tmp_path, "done")
-    stages.report(validated, run_json, done, log=lambda _: None)
+    done = finished_run(results, tmp_path, "done")
     third = trained_run(results, tmp_path, "third")
     with run_folder_invariant(results) as finished:
         assert list(finished) == [done.name]
@@ -87,9 +98,8 @@ def test_report_on_a_full_disk_then_after_freeing_space(small_fs, tmp_path, run_
 
 def test_derive_arch_code_on_a_full_disk_leaves_the_ledger(small_fs, tmp_path, run_folder_invariant):
     results = small_fs.path / "results"
-    validated, run_json, done = trained_run(results, tmp_path, "done")
-    stages.report(validated, run_json, done, log=lambda _: None)
-    path = write_config(tmp_path, name="fresh", data_cfg={"num_samples": 300, "num_labeled": 30})
+    finished_run(results, tmp_path, "done")
+    path = tiny_config(tmp_path, "fresh")
     fresh = results / ".plan" / "fresh"
     stages.validate_config(path, "fresh", fresh / "validated.json", log=lambda _: None)
     ledgers = {p: p.read_bytes() for p in (results / ".ledger").glob("*.json")}
@@ -107,9 +117,8 @@ def test_derive_arch_code_on_a_full_disk_leaves_the_ledger(small_fs, tmp_path, r
 
 def test_read_only_results(small_fs, tmp_path, run_folder_invariant):
     results = small_fs.path / "results"
-    validated, run_json, done = trained_run(results, tmp_path, "done")
-    stages.report(validated, run_json, done, log=lambda _: None)
-    path = write_config(tmp_path, name="late", data_cfg={"num_samples": 300, "num_labeled": 30})
+    done = finished_run(results, tmp_path, "done")
+    path = tiny_config(tmp_path, "late")
     plan = results / ".plan" / "late"
     (plan / "logs").mkdir(parents=True)  # as Snakemake makes it before the job starts
     with run_folder_invariant(results):
