@@ -15,7 +15,6 @@ import math
 import os
 import sys
 import time
-import unicodedata
 from pathlib import Path
 from collections.abc import Callable
 
@@ -24,20 +23,12 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import runs
+from . import runs, text
 
 RUNNING = ("training",)
 WAITING = ("planned", "trained", "evaluated")
 FINISHED = ("success", "partial")
 _ORDER = {"running": 0, "waiting": 1, "failed": 2, "finished": 3}
-
-
-def terminal_text(value) -> str:
-    """Text safe to print on a terminal: control characters (escape sequences, carriage returns) shown as
-    `\\x1b`-style codes instead of acting on the terminal."""
-    text = "" if value is None else str(value)
-    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in
-                   unicodedata.normalize("NFC", text))
 
 
 def kind(row: dict) -> str:
@@ -102,7 +93,7 @@ def frame(results: Path, rows: list[dict], *, now: float | None = None, height: 
     by_kind["finished"].sort(key=lambda r: r["ts"], reverse=True)
     counts = ", ".join(f"{len(v)} {k}" for k, v in by_kind.items() if v) or "no runs"
     clock = dt.datetime.fromtimestamp(now).strftime("%H:%M:%S")
-    header = Text(f"{terminal_text(results)}: {counts} · {clock}", style="bold")
+    header = Text(f"{text.terminal(results)}: {counts} · {clock}", style="bold")
     if until_exit is not None:
         header.append(f" · nothing runs: leaving in {runs.duration_text(until_exit)}", style="dim")
     parts = [header]
@@ -115,7 +106,7 @@ def frame(results: Path, rows: list[dict], *, now: float | None = None, height: 
             t.add_column(column, justify="left" if i < 2 or column == "progress" or wraps else "right",
                          no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
         for cells in body:
-            t.add_row(*(Text(terminal_text(c)) for c in cells))
+            t.add_row(*(Text(text.terminal(c)) for c in cells))
         parts.append(t)
         if left_off:
             parts.append(Text(f"… {left_off} more ({'ssvae runs' if title != 'running' else 'widen the window'}"
