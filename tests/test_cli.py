@@ -52,8 +52,10 @@ def ids(text):
 def test_runs_sorts_by_accuracy_and_hides_superseded_runs(results, capsys):
     code, out, _ = run_cli(capsys, "runs", "--results", str(results), "--sort", "accuracy")
     assert code == 0
+    # ranked within each dataset: the mnist5k run (78 %) is not ranked above or between the digits runs
     assert ids(out) == ["lr-s1__mix10_tau_ca__20250102_090001", "lr-s0__mix10_tau_ca__20250102_090000",
-                        "plain__std_head_plain__20250110_080000", "wide__mix10-dir_head_plain__20250105_120000"]
+                        "wide__mix10-dir_head_plain__20250105_120000", "plain__std_head_plain__20250110_080000"]
+    assert "(ranked within each dataset and test split: digits/test, mnist5k/test;" in out
     assert "(1 superseded run(s) hidden" in out
     wide = next(line for line in out.splitlines() if line.startswith("wide__"))
     assert "-4.0±" in wide and "▼" in wide and "below_baseline" in wide  # gain over the baseline, warnings
@@ -166,3 +168,11 @@ def test_listing_and_comparing_runs_import_neither_jax_nor_scikit_learn_nor_matp
                            "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax') if m in sys.modules))"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_diff_says_when_two_runs_were_scored_on_different_test_images(results, capsys):
+    _, out, _ = run_cli(capsys, "diff", "wide", "plain", "--results", str(results))
+    assert ("note: A and B were scored on different test images (digits/test, n=360 vs mnist5k/test, n=360): "
+            "their accuracies are not comparable") in out
+    _, out, _ = run_cli(capsys, "diff", "wide", "lr-s0__mix10_tau_ca__20250102_090000", "--results", str(results))
+    assert "note:" not in out

@@ -144,15 +144,25 @@ def _filter(rows: list[dict], args) -> list[dict]:
     return rows
 
 
+RANKED_WITHIN_BLOCKS = ("accuracy", "gain")
+
+
 def _sort(rows: list[dict], key: str) -> list[dict]:
-    """Metrics best first (missing values last), date newest first, the rest alphabetically."""
+    """Metrics best first (missing values last), date newest first, the rest alphabetically. Accuracy and gain
+    are ranked within each dataset and test split (`compare.block_of`): scores on other test images are not
+    comparable."""
+    from .compare import block_of
+
     column = {"date": "ts", "training_time": "training_time_sec"}.get(key, key)
     if key in ("name", "arch", "status"):
         return sorted(rows, key=lambda r: (str(r.get(column)), r["run_id"]))
     descending = key not in ("training_time",)
     present = [r for r in rows if r.get(column) is not None]
     missing = [r for r in rows if r.get(column) is None]
-    return sorted(present, key=lambda r: r[column], reverse=descending) + missing
+    ordered = sorted(present, key=lambda r: r[column], reverse=descending)
+    if key in RANKED_WITHIN_BLOCKS:
+        ordered.sort(key=block_of)  # stable: best first within each block
+    return ordered + missing
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
@@ -163,6 +173,7 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
 
 def _runs(args) -> int:
     from . import compare
+    from .compare import block_of
 
     rows = compare.run_rows(args.results, warn=_warn)
     rows = _filter(rows, args)
@@ -206,6 +217,10 @@ def _runs(args) -> int:
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
             _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    blocks = {"/".join(block_of(r)[:2]) for r in rows if r.get("accuracy") is not None}
+    if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
+        _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "
+             "test images are not compared)")
     if hidden:
         _out(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
     return 0
@@ -319,6 +334,10 @@ def _diff(args) -> int:
                           "metrics": {m: {"a": a.get(m), "b": b.get(m)} for m in changed}}, indent=2, default=str))
         return 0
     _out(f"A: {a['run_id']}\nB: {b['run_id']}\n")
+    if compare.block_of(a) != compare.block_of(b) and a.get("accuracy") is not None and b.get("accuracy") is not None:
+        _out("note: A and B were scored on different test images (" + " vs ".join(
+            "/".join(compare.block_of(r)[:2]) + f", n={r.get('n')}" for r in (a, b))
+             + "): their accuracies are not comparable\n")
     if keys:
         table = [("config key", "A", "B")]
         for k in keys:
