@@ -11,13 +11,18 @@ import json
 import sys
 from pathlib import Path
 
-from . import config, naming, runs
+from . import config, naming, runs, text
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
 
+def _out(line: str = "", file=None) -> None:
+    """Print text that may hold strings from configs or run folders: no control character reaches the terminal."""
+    print(text.terminal_lines(line), file=file or sys.stdout)
+
+
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    _out(f"warning: {message}", file=sys.stderr)
 
 
 def _validate(args) -> int:
@@ -26,14 +31,14 @@ def _validate(args) -> int:
         for plan in config.load_plans(path):
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                _out(f"warning: {warning}", file=sys.stderr)
             if plan.ok:
-                print(f"ok: {label}: {plan.name}__{plan.arch}")
+                _out(f"ok: {label}: {plan.name}__{plan.arch}")
             else:
                 failed += 1
-                print(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
+                _out(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
                 for error in plan.errors:
-                    print(f"  - {error}", file=sys.stderr)
+                    _out(f"  - {error}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -62,15 +67,15 @@ def _arch(args) -> int:
             if not plan.ok:
                 status = 1
                 for error in plan.errors:
-                    print(f"error: {error}", file=sys.stderr)
+                    _out(f"error: {error}", file=sys.stderr)
                 continue
             run_id = existing_run(args.results, plan.name, plan.arch, plan.identity)
             shown = run_id or f"{plan.name}__{plan.arch}__<YYYYmmdd_HHMMSS>"
             if args.verbose:
                 where = f"exists in {args.results}" if run_id else "not run yet"
-                print(f"{plan.arch}\t{shown}\tidentity {plan.identity}\t{path}\t{where}")
+                _out(f"{plan.arch}\t{shown}\tidentity {plan.identity}\t{path}\t{where}")
             else:
-                print(f"{plan.arch}\t{shown}")
+                _out(f"{plan.arch}\t{shown}")
     return status
 
 
@@ -174,12 +179,12 @@ def _runs(args) -> int:
             out = {k: r.get(k) for k in LISTED}
             out["warnings"] = " ".join(r.get("warnings") or [])
             out["tags"] = " ".join(r.get("tags") or [])
-            writer.writerow({k: "" if v is None else v for k, v in out.items()})
+            writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
         sys.stdout.write(buffer.getvalue())
         return 0
     filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "since", "until"))
     if not rows:
-        print(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
+        _out(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
     else:
         header = ("run id", "status", "acc %", "± SE", "baseline %", "gain (points)", "warnings", "date")
         table = []
@@ -196,9 +201,9 @@ def _runs(args) -> int:
                           warnings or "-", _date(r["ts"])))
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
-            print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+            _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
     if hidden:
-        print(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
+        _out(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
     return 0
 
 
@@ -258,32 +263,32 @@ def _show(args) -> int:
                                                              "plots": summary.get("plots", {})}, indent=2))
         return 0
     meta = summary.get("metadata") or {}
-    print(f"{row['run_id']}")
-    print(f"  experiment {row['name']} · arch {row['arch']} · {_date(row['ts'])}"
+    _out(f"{row['run_id']}")
+    _out(f"  experiment {row['name']} · arch {row['arch']} · {_date(row['ts'])}"
           + (f" · sweep {row['sweep']}" if row.get("sweep") else ""))
     if meta.get("description"):
-        print(f"  {meta['description'].strip()}")
+        _out(f"  {meta['description'].strip()}")
     if row.get("reason"):
-        print(f"  {row['reason']}")
-    print()
+        _out(f"  {row['reason']}")
+    _out()
     width = max(len(k) for k, _ in _headline_pairs(row))
     for key, value in _headline_pairs(row):
-        print(f"  {key.ljust(width)}  {value}")
+        _out(f"  {key.ljust(width)}  {value}")
     warnings = summary.get("warnings") or []
-    print(f"\nwarnings ({len(warnings)}):" if warnings else "\nwarnings: none")
+    _out(f"\nwarnings ({len(warnings)}):" if warnings else "\nwarnings: none")
     for w in warnings:
-        print(f"  - {w}")
-    print("\nfigures:")
+        _out(f"  - {w}")
+    _out("\nfigures:")
     for name, entry in (summary.get("plots") or {}).items():
         files = (entry.get("value") or {}).get("files") or []
         if entry.get("status") == "disabled":
             continue
         where = ", ".join(str(folder / f) + ("" if (folder / f).exists() else " (missing)") for f in files) or "-"
         note = f"  ({entry['status']}: {entry.get('reason')})" if entry.get("status") != "success" else ""
-        print(f"  {name}: {where}{note}")
+        _out(f"  {name}: {where}{note}")
     for doc in ("REPORT.md", "REPORT.html"):
         if (folder / doc).exists():
-            print(f"report: {folder / doc}")
+            _out(f"report: {folder / doc}")
     return 0
 
 
@@ -309,7 +314,7 @@ def _diff(args) -> int:
                           "config": {k: {"a": flat_a.get(k), "b": flat_b.get(k)} for k in keys},
                           "metrics": {m: {"a": a.get(m), "b": b.get(m)} for m in changed}}, indent=2, default=str))
         return 0
-    print(f"A: {a['run_id']}\nB: {b['run_id']}\n")
+    _out(f"A: {a['run_id']}\nB: {b['run_id']}\n")
     if keys:
         table = [("config key", "A", "B")]
         for k in keys:
@@ -318,10 +323,10 @@ def _diff(args) -> int:
             table.append((k, va, vb))
         widths = [max(len(r[i]) for r in table) for i in range(3)]
         for r in table:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     else:
-        print("the configs are identical")
-    print()
+        _out("the configs are identical")
+    _out()
     if changed:
         table = [("metric", "A", "B", "B − A")]
         for m in changed:
@@ -334,9 +339,9 @@ def _diff(args) -> int:
             table.append((m, _fmt(va, 4), _fmt(vb, 4), delta))
         widths = [max(len(r[i]) for r in table) for i in range(4)]
         for r in table:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     else:
-        print("the headline metrics are identical")
+        _out("the headline metrics are identical")
     return 0
 
 
@@ -344,7 +349,7 @@ def _compare(args) -> int:
     from . import compare
 
     result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
-    print(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
+    _out(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
           f"{result['files']['markdown']}")
     return 0
 
@@ -354,7 +359,7 @@ def _legend(args) -> int:
     if args.out:
         runs.write_text(args.out, text)
     else:
-        print(text)
+        _out(text)
     return 0
 
 
@@ -364,10 +369,10 @@ def _run(args) -> int:
     try:
         for config_path in args.configs:
             for folder in stages.run_experiment(config_path, args.results):
-                print(folder)
+                _out(folder)
     except config.ConfigErrors as exc:
         for error in exc.errors:
-            print(f"error: {error}", file=sys.stderr)
+            _out(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -436,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
         fault = runs.write_fault(exc)
         if fault is None:
             raise
-        print(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        _out(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
         return 1
 
 
