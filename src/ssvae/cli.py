@@ -157,7 +157,8 @@ def _sort(rows: list[dict], key: str) -> list[dict]:
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
           "seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
-          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path")
+          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path",
+          "progress")
 
 
 def _runs(args) -> int:
@@ -177,6 +178,7 @@ def _runs(args) -> int:
         writer.writeheader()
         for r in rows:
             out = {k: r.get(k) for k in LISTED}
+            out["progress"] = runs.progress_text(r.get("progress"))
             out["warnings"] = " ".join(r.get("warnings") or [])
             out["tags"] = " ".join(r.get("tags") or [])
             writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
@@ -190,6 +192,8 @@ def _runs(args) -> int:
         table = []
         for r in rows:
             status = r["status"] + (" (superseded)" if r.get("superseded_by") else "")
+            if r["status"] == "training" and r.get("progress"):
+                status += " " + runs.progress_text(r["progress"])
             warnings = ",".join(r.get("warnings") or [])
             if r.get("other_warnings"):
                 warnings += ("," if warnings else "") + f"+{r['other_warnings']} more"
@@ -345,6 +349,15 @@ def _diff(args) -> int:
     return 0
 
 
+def _watch(args) -> int:
+    from . import compare, watch
+
+    if not args.results.is_dir():
+        raise SystemExit(f"ssvae watch: no results folder {args.results} (give --results, or start snakemake first)")
+    return watch.watch(args.results, lambda: compare.run_rows(args.results), interval=args.interval,
+                       grace=args.grace, once=args.once)
+
+
 def _compare(args) -> int:
     from . import compare
 
@@ -419,6 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", default="results", type=Path)
     p.set_defaults(func=_diff)
+    p = sub.add_parser("watch", help="live view of every run: trainings with epoch, losses and ETA first, then "
+                                     "the finished runs' headlines; refreshes until nothing runs")
+    p.add_argument("--once", action="store_true", help="print the view once and exit (for scripts)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    p.add_argument("--grace", type=float, default=60.0,
+                   help="exit once no training is live and no run folder has changed for this many seconds "
+                        "(default 60; raise it when a cluster queue holds jobs back)")
+    p.add_argument("--results", default="results", type=Path)
+    p.set_defaults(func=_watch)
     p = sub.add_parser("compare", help="rewrite results/COMPARISON.md (+ .html, .csv, plots), ranked by a metric")
     p.add_argument("--sort", default="accuracy", choices=tuple(RANK_METRICS))
     p.add_argument("--results", default="results", type=Path)

@@ -189,6 +189,7 @@ def run_rows(results_dir: str | Path, warn: Callable[[str], None] | None = None)
     for base in runs.list_runs(results_dir, warn=warn):
         row = summary_row(base, base["summary"]) if "summary" in base else _bare_row(base)
         row["path"] = base["path"]
+        row["progress"] = base.get("progress")
         rows.append(row)
     mark_superseded(rows, runs.planned_run_ids(results_dir))
     return sorted(rows, key=lambda r: (r["arch"], r["run_id"]))
