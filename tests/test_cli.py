@@ -176,3 +176,39 @@ def test_diff_says_when_two_runs_were_scored_on_different_test_images(results, c
             "their accuracies are not comparable") in out
     _, out, _ = run_cli(capsys, "diff", "wide", "lr-s0__mix10_tau_ca__20250102_090000", "--results", str(results))
     assert "note:" not in out
+
+
+def test_show_takes_a_sweep_name(results, capsys):
+    code, out, _ = run_cli(capsys, "show", "lr", "--results", str(results))
+    assert code == 0
+    assert out.startswith("sweep lr: 2 run(s), 2 finished")
+    assert "varies: model.random_seed" in out
+    assert "digits · test split · 360 images: ranked by accuracy" in out
+    line = next(line for line in out.splitlines() if line.startswith("1 "))
+    assert "lr (2 seeds: model seeds 0, 1; data seed 42)" in line and "83.5\u00a0±\u00a03.5\u00a0sd" in line
+    _, out, _ = run_cli(capsys, "show", "lr", "--json", "--results", str(results))
+    document = json.loads(out)
+    assert document["varied"] == ["model.random_seed"] and len(document["runs"]) == 2
+    assert document["blocks"][0]["entries"][0]["vs_best"]["best"] is True
+
+
+def test_json_and_csv_carry_the_config_keys_that_differ_and_both_seeds(results, capsys):
+    _, out, _ = run_cli(capsys, "runs", "--results", str(results), "--json")
+    rows = {r["run_id"]: r for r in json.loads(out)}
+    wide = rows["wide__mix10-dir_head_plain__20250105_120000"]
+    assert wide["config"]["model.hidden_dims"] == [512, 256] and wide["config"]["model.dirichlet_alpha"] == 2.0
+    assert "model.learning_rate" in wide["config"] and "model.latent_dim" not in wide["config"]  # the same everywhere
+    assert (wide["seed"], wide["data_seed"]) == (0, 42)
+    _, out, _ = run_cli(capsys, "runs", "--results", str(results), "--csv")
+    table = {r["run_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert table["wide__mix10-dir_head_plain__20250105_120000"]["model.hidden_dims"] == "[512, 256]"
+    _, out, _ = run_cli(capsys, "show", "wide", "--results", str(results))
+    assert "seeds" in out and "model 0, data 42" in out
+
+
+def test_piping_into_head_ends_cleanly(results):
+    # `true` stops reading before ssvae writes (as `head` does once it has its lines): a closed pipe
+    for command in ("runs --all", "runs --json", "show lr", "watch --once"):
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{SSVAE} {command} --results {results} | true"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == "", (command, done.stderr)

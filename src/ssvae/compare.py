@@ -51,7 +51,7 @@ RANK_METRICS = {
 AGGREGATED = ("accuracy", "baseline_accuracy", "gain", "elbo", "k_eff", "clustering_accuracy", "nmi", "ece",
               "training_time_sec")
 COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
-           "num_components", "latent_dim", "num_labeled", "seed", "split", "n", "accuracy", "accuracy_se",
+           "num_components", "latent_dim", "num_labeled", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se",
            "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood", "k_eff", "clustering_accuracy", "nmi", "ece",
            "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings")
 LIKELIHOODS = {"bernoulli_nll": "Bernoulli", "gaussian_nll": "Gaussian", "squared_error": "squared error"}
@@ -140,6 +140,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "latent_dim": model.get("latent_dim"),
         "num_labeled": data.get("num_labeled"),
         "seed": meta.get("seed", model.get("random_seed")),
+        "data_seed": data.get("seed"),
         "split": evaluation.get("split"),
         "n": n,
         "accuracy": accuracy,
