@@ -15,8 +15,8 @@ from __future__ import annotations
 import csv
 import io
 
-from . import losses
-from .config import ModelConfig
+from ssvae.model import losses
+from ssvae.config import ModelConfig
 
 
 def logs_mixture(cfg: ModelConfig) -> bool:
