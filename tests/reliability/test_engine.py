@@ -23,7 +23,7 @@ from ssvae import config
 from ssvae.data import datasets
 from ssvae.model import checkpoints, inference
 from ssvae.pipeline import stages
-from ssvae.training import loop
+from ssvae.training import fit
 
 pytestmark = pytest.mark.jax
 
@@ -81,14 +81,14 @@ def test_a_damaged_resume_checkpoint_resumes_from_the_previous_epoch_with_the_sa
     _, _, run_dir, exp = planned(tmp_path, "damaged", max_epochs=5)
     splits = datasets.load_splits(exp.data)
     reference = tmp_path / "reference"
-    loop.fit(exp, splits, reference, resume_tag="t", log=lambda _: None)
+    fit.fit(exp, splits, reference, resume_tag="t", log=lambda _: None)
     with pytest.raises(Stop):
-        loop.fit(exp, splits, run_dir, resume_tag="t", log=stop_after(3, []))
+        fit.fit(exp, splits, run_dir, resume_tag="t", log=stop_after(3, []))
     resume = run_dir / "checkpoints" / "resume.msgpack"
     assert checkpoints.previous_path(resume).exists()
     resume.write_bytes(resume.read_bytes()[:-100])  # cut short, as a copy interrupted or a disk error leaves it
     messages = []
-    result = loop.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
+    result = fit.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
     warning = next(m for m in messages if m.startswith("warning:"))
     assert str(resume) in warning and "truncated" in warning
     assert any(f"resuming from {checkpoints.previous_path(resume)} after epoch 2" in m for m in messages)
@@ -99,10 +99,10 @@ def test_a_damaged_resume_checkpoint_resumes_from_the_previous_epoch_with_the_sa
 def test_a_finished_training_run_again_retrains_from_scratch_and_a_killed_one_resumes(tmp_path, jax_cache):
     _, _, run_dir, exp = planned(tmp_path, "again", max_epochs=3)
     splits = datasets.load_splits(exp.data)
-    first = loop.fit(exp, splits, run_dir, resume_tag="t", log=lambda _: None)
+    first = fit.fit(exp, splits, run_dir, resume_tag="t", log=lambda _: None)
     before = history(run_dir)
     messages = []
-    again = loop.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
+    again = fit.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
     assert again["resumed_from_epoch"] is None
     assert any("holds a finished training (3 epochs): training again from scratch" in m for m in messages)
     assert sum(m.startswith("epoch ") for m in messages) == 3
@@ -152,7 +152,7 @@ def test_sigterm_saves_the_last_epoch_and_exits(tmp_path, jax_cache):
                       if "] epoch " in line)
     saved = json.loads(checkpoints.read_checked(run_dir / "checkpoints" / "resume.msgpack")["meta"])
     assert saved["epochs_completed"] == last_logged >= 3  # every finished epoch is on disk: at most one lost
-    assert not (run_dir / "loop.json").exists()
+    assert not (run_dir / "train.json").exists()
 
 
 # The compilation cache ---------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
 
 def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log: Callable[[str], None]) -> dict:
     from ssvae.data import datasets
-    from ssvae.training import loop as train_mod
+    from ssvae.training import fit as train_mod
 
     plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
