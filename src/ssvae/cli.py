@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import config, naming, runs, text
+from ssvae import config, disk, naming, text
+from ssvae.results import runs
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
@@ -152,7 +153,7 @@ def _sort(rows: list[dict], key: str) -> list[dict]:
     """Metrics best first (missing values last), date newest first, the rest alphabetically. Accuracy and gain
     are ranked within each dataset and test split (`compare.block_of`): scores on other test images are not
     comparable."""
-    from .compare import block_of
+    from ssvae.results.compare import block_of
 
     column = {"date": "ts", "training_time": "training_time_sec"}.get(key, key)
     if key in ("name", "arch", "status"):
@@ -169,7 +170,7 @@ def _sort(rows: list[dict], key: str) -> list[dict]:
 def differing_config_keys(rows: list[dict]) -> list[str]:
     """The effective config keys (`section.key` of data, model, evaluation) whose values differ between the rows
     that have a config: what sets the listed runs apart."""
-    from .compare import flatten_config
+    from ssvae.results.compare import flatten_config
 
     flats = [flatten_config(r["config"]) for r in rows if r.get("config")]
     keys = sorted({k for flat in flats for k in flat})
@@ -177,7 +178,7 @@ def differing_config_keys(rows: list[dict]) -> list[str]:
 
 
 def _config_values(row: dict, keys: list[str]) -> dict:
-    from .compare import flatten_config
+    from ssvae.results.compare import flatten_config
 
     flat = flatten_config(row.get("config") or {})
     return {k: flat.get(k) for k in keys}
@@ -190,8 +191,8 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
 
 
 def _runs(args) -> int:
-    from . import compare
-    from .compare import block_of
+    from ssvae.results import compare
+    from ssvae.results.compare import block_of
 
     rows = compare.run_rows(args.results, warn=_warn)
     rows = _filter(rows, args)
@@ -294,7 +295,7 @@ def _headline_pairs(row: dict) -> list[tuple[str, str]]:
 def _show_sweep(args, members: list[dict]) -> int:
     """A sweep (or seed group) by name: what it varied, its points ranked within each dataset and test split with
     ties marked, and its runs that are not finished."""
-    from . import compare
+    from ssvae.results import compare
 
     finished = [r for r in members if r["status"] in compare.RANKABLE]
     blocks = [compare.rank_entries(b) for b in compare.blocks_of(compare.make_entries(finished))]
@@ -335,7 +336,7 @@ def _show_sweep(args, members: list[dict]) -> int:
 
 
 def _show(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     rows = compare.run_rows(args.results, warn=_warn)
     if not any(args.run in (r["run_id"], r["name"]) for r in rows) and not Path(args.run).is_dir():
@@ -344,7 +345,7 @@ def _show(args) -> int:
             return _show_sweep(args, members)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = runs.read_json_or_reason(folder / "summary.json")
+    summary, _ = disk.read_json_or_reason(folder / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
@@ -381,7 +382,7 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
-    from . import compare, relevance
+    from ssvae.results import compare, relevance
 
     rows = compare.run_rows(args.results, warn=_warn)
     a, b = resolve_run(args.results, args.run_a, rows), resolve_run(args.results, args.run_b, rows)
@@ -438,7 +439,8 @@ def _diff(args) -> int:
 
 
 def _watch(args) -> int:
-    from . import compare, watch
+    from ssvae import watch
+    from ssvae.results import compare
 
     if not args.results.is_dir():
         raise SystemExit(f"ssvae watch: no results folder {args.results} (give --results, or start snakemake first)")
@@ -447,7 +449,7 @@ def _watch(args) -> int:
 
 
 def _compare(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
     _out(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
@@ -458,14 +460,14 @@ def _compare(args) -> int:
 def _legend(args) -> int:
     text = naming.naming_legend(config.defaults()["model"])
     if args.out:
-        runs.write_text(args.out, text)
+        disk.write_text(args.out, text)
     else:
         _out(text)
     return 0
 
 
 def _run(args) -> int:
-    from . import stages
+    from ssvae.pipeline import stages
 
     try:
         for config_path in args.configs:
@@ -479,7 +481,7 @@ def _run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .compare import RANK_METRICS
+    from ssvae.results.compare import RANK_METRICS
 
     parser = argparse.ArgumentParser(prog="ssvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -554,10 +556,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        fault = runs.write_fault(exc)
+        fault = disk.write_fault(exc)
         if fault is None:
             raise
-        _out(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        _out(f"error: {disk.write_fault_message(fault)}", file=sys.stderr)
         return 1
 
 
