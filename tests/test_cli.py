@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ssvae import cli, config, runs
+from ssvae import cli, config, disk
+from ssvae.results import runs
 
 from synthetic_run import write_config, write_summary_folder
 
@@ -145,7 +146,7 @@ def test_arch_takes_many_configs_and_names_the_real_run_when_it_exists(tmp_path,
                                 "mix10_head_plain\tsecond__mix10_head_plain__<YYYYmmdd_HHMMSS>"]
     # no ledger (results copied without its dot-folders): the folder's config.yaml records the identity
     (results / ".ledger" / "first.json").unlink()
-    runs.write_yaml(results / f"first__std_head_plain__{ts}" / "config.yaml", {"identity": plan.identity})
+    disk.write_yaml(results / f"first__std_head_plain__{ts}" / "config.yaml", {"identity": plan.identity})
     _, out, _ = run_cli(capsys, "arch", str(first), "--results", str(results))
     assert out == f"std_head_plain\tfirst__std_head_plain__{ts}\n"
 
@@ -158,11 +159,11 @@ def test_the_command_line_entry_point(results):
 
 def test_listing_and_comparing_runs_import_neither_jax_nor_scikit_learn_nor_matplotlib():
     """`ssvae runs` stays quick at hundreds of runs; matplotlib loads only when compare draws."""
-    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.cli, ssvae.compare; "
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.cli, ssvae.results.compare; "
                            "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax', 'matplotlib') "
                            "if m in sys.modules))"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.report; "
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.results.report; "
                            "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax') if m in sys.modules))"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -9,7 +9,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 
-from ssvae import compare, runs
+from ssvae import disk
+from ssvae.results import compare
 
 from synthetic_run import write_summary_folder
 
@@ -152,7 +153,7 @@ def test_superseded_runs_are_listed_apart_and_never_ranked(results, template):
     text = (results / "COMPARISON.md").read_text()
     assert f"| {old} | mixy__mix10_head_plain__20250103_000000 |" in text.split("## Superseded runs")[1]
     # the config's latest plan names the run that is current, whatever the timestamps say
-    runs.write_json(results / ".plan" / "mixy" / "run.json", {"run_id": old})
+    disk.write_json(results / ".plan" / "mixy" / "run.json", {"run_id": old})
     out = compare.compare_runs(results)
     assert by_id(out["rows"])["mixy__mix10_head_plain__20250103_000000"]["superseded_by"] == old
     assert out["ranked"][0]["label"] == "mixy"

@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
-from ssvae import classifiers, config, losses, networks, priors
-from ssvae import optimizer as optimizer_mod
-from ssvae.model import Outputs
+from ssvae import config
+from ssvae.model import classifiers, losses, networks, priors
+from ssvae.training import optimizer as optimizer_mod
+from ssvae.model.vae import Outputs
 
 pytestmark = pytest.mark.jax
 

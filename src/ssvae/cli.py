@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import config, naming, runs, text
+from ssvae import config, disk, naming, text
+from ssvae.results import runs
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
@@ -162,7 +163,7 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
 
 
 def _runs(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     rows = compare.run_rows(args.results, warn=_warn)
     rows = _filter(rows, args)
@@ -255,12 +256,12 @@ def _headline_pairs(row: dict) -> list[tuple[str, str]]:
 
 
 def _show(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     rows = compare.run_rows(args.results, warn=_warn)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = runs.read_json_or_reason(folder / "summary.json")
+    summary, _ = disk.read_json_or_reason(folder / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
@@ -297,7 +298,7 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
-    from . import compare, relevance
+    from ssvae.results import compare, relevance
 
     rows = compare.run_rows(args.results, warn=_warn)
     a, b = resolve_run(args.results, args.run_a, rows), resolve_run(args.results, args.run_b, rows)
@@ -350,7 +351,8 @@ def _diff(args) -> int:
 
 
 def _watch(args) -> int:
-    from . import compare, watch
+    from ssvae import watch
+    from ssvae.results import compare
 
     if not args.results.is_dir():
         raise SystemExit(f"ssvae watch: no results folder {args.results} (give --results, or start snakemake first)")
@@ -359,7 +361,7 @@ def _watch(args) -> int:
 
 
 def _compare(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
     _out(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
@@ -370,14 +372,14 @@ def _compare(args) -> int:
 def _legend(args) -> int:
     text = naming.naming_legend(config.defaults()["model"])
     if args.out:
-        runs.write_text(args.out, text)
+        disk.write_text(args.out, text)
     else:
         _out(text)
     return 0
 
 
 def _run(args) -> int:
-    from . import stages
+    from ssvae.pipeline import stages
 
     try:
         for config_path in args.configs:
@@ -391,7 +393,7 @@ def _run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .compare import RANK_METRICS
+    from ssvae.results.compare import RANK_METRICS
 
     parser = argparse.ArgumentParser(prog="ssvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -460,10 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except OSError as exc:
-        fault = runs.write_fault(exc)
+        fault = disk.write_fault(exc)
         if fault is None:
             raise
-        _out(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        _out(f"error: {disk.write_fault_message(fault)}", file=sys.stderr)
         return 1
 
 

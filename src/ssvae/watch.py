@@ -23,7 +23,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import runs, text
+from ssvae import text
+from ssvae.results import runs
 
 RUNNING = ("training",)
 WAITING = ("planned", "trained", "evaluated")

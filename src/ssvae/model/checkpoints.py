@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from . import runs
+from ssvae import disk
 
 RESUME_FORMAT = "ssvae-resume/2"  # /2: parameters in their flat ParamGroups layout
 BEST_FORMAT = "ssvae-best/1"
@@ -96,7 +96,7 @@ def save_resume(path: str | Path, *, keep_previous: bool = True, **snapshot) -> 
     data = resume_bytes(**snapshot)
     if keep_previous and path.exists():
         os.replace(path, previous_path(path))
-    runs.write_bytes(path, data)
+    disk.write_bytes(path, data)
 
 
 def load_resume(path: str | Path, *, resume_tag: str, state_template: Any, best_template: Any, log=print):
@@ -139,7 +139,7 @@ def save_best(path: str | Path, *, params: Any, tau_counts: Any, meta: dict) -> 
         "params": serialization.to_state_dict(_host(params)),
         "tau_counts": np.asarray(jax.device_get(tau_counts)) if tau_counts is not None else np.zeros((0,), np.float32),
     }
-    runs.write_bytes(path, framed(serialization.msgpack_serialize(payload)))
+    disk.write_bytes(path, framed(serialization.msgpack_serialize(payload)))
 
 
 def load_best(path: str | Path, *, params_template: Any):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DATASETS, DataConfig
-from .splitting import split_indices
+from ssvae.config import DATASETS, DataConfig
+from ssvae.data.splitting import split_indices
 
 # The test split of datasets without an official one depends on this seed alone, so every run on the same
 # dataset and test_split is scored on the same images whatever its data.seed.
@@ -158,7 +158,7 @@ def _images(array: np.ndarray, scale: float) -> np.ndarray:
 def labels(dataset: str, path: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """The dataset's labels in its own order (and its official test labels, or None), without its images.
 
-    The embedded datasets' labels are kept in `ssvae/labels/` (tests check them against the datasets), so
+    The embedded datasets' labels are kept in `ssvae/data/labels/` (tests check them against the datasets), so
     validation computes every split without loading a single image.
     """
     if dataset in FILE_DATASETS:
@@ -169,7 +169,7 @@ def labels(dataset: str, path: str | None = None) -> tuple[np.ndarray, np.ndarra
             if y.ndim != 1 or not len(y) or y.min() < 0 or y.max() >= classes:
                 raise DataError(f"data.path: {path}: {key} must be a list of class labels 0..{classes - 1}")
         return arrays["y_train"].astype(np.int32), arrays["y_test"].astype(np.int32)
-    with resources.files("ssvae").joinpath(f"labels/{dataset}.npy").open("rb") as handle:
+    with resources.files("ssvae.data").joinpath(f"labels/{dataset}.npy").open("rb") as handle:
         return np.load(handle).astype(np.int32), None
 
 

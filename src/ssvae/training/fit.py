@@ -24,14 +24,17 @@ from typing import Callable
 import jax
 import numpy as np
 
-from . import checkpoints, compiling, forward, history, inference, runs, schedules
-from .compiling import CompileClock, fast_compile_options, training_compile_options
-from .config import Experiment
-from .data import Splits
-from .early_stopping import EarlyStopping
-from .evaluate import NUM_SAMPLES_PER_COMPONENT
-from .rng import run_keys
-from .step import CHECKED, NEVER, TrainProgram, default_loop  # noqa: F401  (public names)
+from ssvae import disk
+from ssvae.model import checkpoints, forward, inference
+from ssvae.runtime import compiling
+from ssvae.training import history, schedules
+from ssvae.runtime.compiling import CompileClock, fast_compile_options, training_compile_options
+from ssvae.config import Experiment
+from ssvae.data.datasets import Splits
+from ssvae.training.early_stopping import EarlyStopping
+from ssvae.evaluation.evaluate import NUM_SAMPLES_PER_COMPONENT
+from ssvae.model.rng import run_keys
+from ssvae.training.step import CHECKED, NEVER, TrainProgram, default_loop  # noqa: F401  (public names)
 
 
 class TrainingDiverged(RuntimeError):
@@ -206,7 +209,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
 
     finished = stopper.finished(meta["epochs_completed"])
     live = history.LiveRecord(run_dir, cfg.max_epochs, meta["epochs_completed"],
-                              write=lambda path, doc: runs.write_json(path, doc, durable=False))
+                              write=lambda path, doc: disk.write_json(path, doc, durable=False))
     try:
         run.compile(state, meta["epochs_completed"])
     except BaseException:
@@ -284,7 +287,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
                           meta={"epoch": stopper.best_epoch, "monitor_metric": stopper.column,
                                 "best_value": stopper.best_value, "gumbel_temperature": final_temperature,
                                 "resume_tag": resume_tag, "layout": layout.name})
-    runs.write_text(run_dir / "history.csv", history.history_csv(meta["history"], columns))
+    disk.write_text(run_dir / "history.csv", history.history_csv(meta["history"], columns))
     train_seconds = meta["train_seconds"]
     result = {
         "status": "success",

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from .networks import leaky_relu
+from ssvae.model.networks import leaky_relu
 
 EPS = 1e-8
 

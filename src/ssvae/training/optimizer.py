@@ -10,9 +10,9 @@ from __future__ import annotations
 import jax
 import optax
 
-from . import losses
-from .config import ModelConfig
-from .params import is_pseudo_input
+from ssvae.model import losses
+from ssvae.config import ModelConfig
+from ssvae.model.params import is_pseudo_input
 
 
 def make_optimizer(cfg: ModelConfig) -> optax.GradientTransformation:

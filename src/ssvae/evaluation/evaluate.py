@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics as metrics_mod
-from . import runs
-from .config import Experiment
-from .data import Splits
-from .predictions import Predictions, read_predictions  # noqa: F401  (read_predictions: the reader, next to the type)
-from .status import Status
+from ssvae.evaluation import metrics as metrics_mod
+from ssvae import disk
+from ssvae.config import Experiment
+from ssvae.data.datasets import Splits
+from ssvae.evaluation.predictions import Predictions, read_predictions  # noqa: F401  (read_predictions: the reader, next to the type)
+from ssvae.evaluation.status import Status
 
 SCHEMA_VERSION = 1
 NUM_RECONSTRUCTIONS = 10
@@ -184,5 +184,5 @@ def write_evaluation(run_dir: str | Path, metrics_doc: dict, arrays: dict) -> No
     run_dir = Path(run_dir)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    runs.write_bytes(run_dir / "predictions.npz", buffer.getvalue())
-    runs.write_json(run_dir / "metrics.json", metrics_doc)
+    disk.write_bytes(run_dir / "predictions.npz", buffer.getvalue())
+    disk.write_json(run_dir / "metrics.json", metrics_doc)

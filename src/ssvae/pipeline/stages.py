@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from . import config as config_mod
-from . import runlock, runs
+from ssvae import config as config_mod
+from ssvae import disk
+from ssvae.results import runlock, runs
 
 PLAN_DIR = ".plan"
 
@@ -36,7 +37,7 @@ def validate_config(config_path: str | Path, key: str, out: str | Path, log: Cal
     if not plan.ok:
         raise config_mod.ConfigErrors(plan.errors)
     document = plan.to_dict()
-    runs.write_json(out, document)
+    disk.write_json(out, document)
     log(f"{config_path} [{key}]: valid; name {plan.name}, arch {plan.arch}, identity {plan.identity}")
     return document
 
@@ -46,11 +47,11 @@ def validate_config(config_path: str | Path, key: str, out: str | Path, log: Cal
 def derive_arch_code(validated: str | Path, results: str | Path, out: str | Path,
                      log: Callable[[str], None] = log_line) -> dict:
     """Give the run its id: the arch code from the model section and a timestamp minted once per identity."""
-    from . import planning
+    from ssvae.pipeline import planning
 
-    plan = runs.read_json(validated)
+    plan = disk.read_json(validated)
     document = planning.run_document(plan, results)
-    runs.write_json(out, document)
+    disk.write_json(out, document)
     log(f"{plan['key']}: run {document['run_id']}")
     return document
 
@@ -72,8 +73,8 @@ def run_config_document(plan: dict, run: dict, provenance: dict) -> dict:
 
 def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dict, config_mod.Experiment]:
     """The plan (validated config), the run id document, and the typed experiment they describe."""
-    plan = runs.read_json(validated)
-    return plan, runs.read_json(run_json), config_mod.Experiment.from_effective(plan["effective"])
+    plan = disk.read_json(validated)
+    return plan, disk.read_json(run_json), config_mod.Experiment.from_effective(plan["effective"])
 
 
 def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
@@ -87,27 +88,28 @@ def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
 
 
 def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log: Callable[[str], None]) -> dict:
-    from . import data, train as train_mod
+    from ssvae.data import datasets
+    from ssvae.training import fit as train_mod
 
     plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
     log(job_description())
     require_devices(experiment)
     provenance = runs.provenance()
-    runs.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance))
+    disk.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance))
     failure_marker = run_dir / "train_failed.json"
     log(f"run {run['run_id']}: loading {experiment.data.dataset}")
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     log(f"data {splits.describe()}")
     try:
         result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log)
     except train_mod.TrainingDiverged as exc:
-        runs.write_json(failure_marker, {"status": "failed", "reason": str(exc),
+        disk.write_json(failure_marker, {"status": "failed", "reason": str(exc),
                                          "failed_at": dt.datetime.now().isoformat(timespec="seconds")})
         raise
     failure_marker.unlink(missing_ok=True)
     document = {**result, "data": splits.describe(), "identity": run["identity"], "provenance": provenance}
-    runs.write_json(run_dir / "train.json", document)
+    disk.write_json(run_dir / "train.json", document)
     return document
 
 
@@ -142,12 +144,14 @@ def job_description() -> str:
 
 def evaluate(validated: str | Path, run_dir: str | Path, log: Callable[[str], None] = log_line) -> dict:
     """Score the best checkpoint on the held-out split; write metrics.json and predictions.npz."""
-    from . import data, evaluate as evaluate_mod, inference
+    from ssvae.data import datasets
+    from ssvae.evaluation import evaluate as evaluate_mod
+    from ssvae.model import inference
 
-    plan = runs.read_json(validated)
+    plan = disk.read_json(validated)
     experiment = config_mod.Experiment.from_effective(plan["effective"])
     start = time.perf_counter()
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     model = inference.load_model(Path(run_dir), experiment)
     metrics, arrays = evaluate_mod.evaluate(experiment, splits, model)
     evaluate_mod.write_evaluation(Path(run_dir), metrics, arrays)
@@ -188,16 +192,16 @@ def run_metadata(plan: dict, run: dict, train_doc: dict) -> dict:
 def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
            log: Callable[[str], None] = log_line) -> dict:
     """Draw the figures and write REPORT.md, summary.json and the current config.yaml."""
-    from . import report as report_mod
+    from ssvae.results import report as report_mod
 
     plan, run, experiment = _planned_run(validated, run_json)
     run_dir = Path(run_dir)
-    train_doc = runs.read_json(run_dir / "train.json")
+    train_doc = disk.read_json(run_dir / "train.json")
     metadata = run_metadata(plan, run, train_doc)
     start = time.perf_counter()
     summary, report_md = report_mod.build_report(run_dir, experiment, plan["effective"], metadata, plan["warnings"])
     report_mod.write_report(run_dir, summary, report_md)
-    runs.write_yaml(run_dir / "config.yaml",
+    disk.write_yaml(run_dir / "config.yaml",
                     run_config_document(plan, run, train_doc.get("provenance", {})))
     log(f"report written in {time.perf_counter() - start:.1f} s")
     return summary

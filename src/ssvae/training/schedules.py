@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numbers
 
-from .config import ModelConfig
+from ssvae.config import ModelConfig
 
 
 def linear_schedule(epoch, start: float, end: float, epochs: int):

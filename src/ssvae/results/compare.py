@@ -34,8 +34,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import diagnostics, document, relevance, runs, text
-from .document import format_value
+from ssvae import disk, document, text
+from ssvae.results import diagnostics, relevance, runs
+from ssvae.document import format_value
 
 # metric -> (row column, higher is better, column title)
 RANK_METRICS = {
@@ -532,7 +533,7 @@ def _accuracy_plot(rows: list[dict], groups: list[dict]):
     import matplotlib
     from matplotlib.figure import Figure
 
-    from .plots import STYLE, placeholder
+    from ssvae.results.plots import STYLE, placeholder
 
     points = [r for r in rows if r.get("accuracy") is not None]
     if not points:
@@ -574,7 +575,7 @@ def _elbo_plot(rows: list[dict]):
     import matplotlib
     from matplotlib.figure import Figure
 
-    from .plots import STYLE, placeholder
+    from ssvae.results.plots import STYLE, placeholder
 
     points = [r for r in rows if r.get("elbo") is not None]
     if not points:
@@ -607,7 +608,7 @@ def _elbo_plot(rows: list[dict]):
 def _save_png(fig, path: Path, dpi: int = 120) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    runs.write_bytes(path, buffer.getvalue())
+    disk.write_bytes(path, buffer.getvalue())
 
 
 def compare_runs(results_dir: str | Path, metric: str = "accuracy",
@@ -634,9 +635,9 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
-    runs.write_text(files["markdown"], render_markdown(rows, metric))
-    runs.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
-    runs.write_text(files["csv"], _csv(rows, ranks, keys))
+    disk.write_text(files["markdown"], render_markdown(rows, metric))
+    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
+    disk.write_text(files["csv"], _csv(rows, ranks, keys))
     _save_png(_accuracy_plot(current, groups), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
     return {"rows": rows, "ranked": ranked, "groups": groups, "keys": keys,

@@ -11,13 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import checkpoints, classifiers, forward, losses, priors
-from .compiling import fast_compile_options
-from .config import Experiment, ModelConfig
-from .model import build_model
-from .params import ParamGroups
-from .predictions import Predictions
-from .rng import key as prng_key, run_keys
+from ssvae.model import checkpoints, classifiers, forward, losses, priors
+from ssvae.runtime.compiling import fast_compile_options
+from ssvae.config import Experiment, ModelConfig
+from ssvae.model.vae import build_model
+from ssvae.model.params import ParamGroups
+from ssvae.evaluation.predictions import Predictions
+from ssvae.model.rng import key as prng_key, run_keys
 
 DEFAULT_BATCH_SIZE = 1024
 

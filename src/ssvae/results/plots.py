@@ -29,10 +29,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from . import metrics as metrics_mod  # noqa: E402
-from . import runs  # noqa: E402
-from .config import Experiment, ModelConfig  # noqa: E402
-from .status import Status  # noqa: E402
+from ssvae.evaluation import metrics as metrics_mod  # noqa: E402
+from ssvae import disk  # noqa: E402
+from ssvae.config import Experiment, ModelConfig  # noqa: E402
+from ssvae.evaluation.status import Status  # noqa: E402
 
 FIGURES_DIR = "figures"
 STYLE = {
@@ -698,7 +698,7 @@ def _save(fig: Figure, run_dir: Path, name: str, experiment: Experiment) -> list
         metadata = {"Date": None} if fmt == "svg" else None
         fig.savefig(buffer, format=fmt, dpi=experiment.report.dpi, metadata=metadata)
         relative = f"{FIGURES_DIR}/{name}.{fmt}"
-        runs.write_bytes(run_dir / relative, buffer.getvalue())
+        disk.write_bytes(run_dir / relative, buffer.getvalue())
         written.append(relative)
     for fmt in ("png", "svg"):
         if fmt not in _formats(experiment):

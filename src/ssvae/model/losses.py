@@ -22,8 +22,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from . import classifiers, priors
-from .config import ModelConfig
+from ssvae.model import classifiers, priors
+from ssvae.config import ModelConfig
 
 TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy", "l1")
 PER_SAMPLE_TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "classification", "entropy")

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import diagnostics, document, relevance, runs, text
-from . import metrics as metrics_mod
-from . import plots as plots_mod
-from .config import SECTIONS, Experiment
-from .document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
-from .predictions import read_predictions
+from ssvae import disk, document, text
+from ssvae.results import diagnostics, relevance
+from ssvae.evaluation import metrics as metrics_mod
+from ssvae.results import plots as plots_mod
+from ssvae.config import SECTIONS, Experiment
+from ssvae.document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
+from ssvae.evaluation.predictions import read_predictions
 
 # 2: headline with n, standard errors and gain; `diagnostics`
 SCHEMA_VERSION = 2
@@ -133,8 +134,8 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
     for required in ("train.json", "metrics.json"):
         if not (run_dir / required).exists():
             raise FileNotFoundError(f"{run_dir / required} is missing: run the earlier stages first")
-    train = runs.read_json(run_dir / "train.json")
-    metrics_doc = runs.read_json(run_dir / "metrics.json")
+    train = disk.read_json(run_dir / "train.json")
+    metrics_doc = disk.read_json(run_dir / "metrics.json")
     warnings = list(warnings)
     history: dict[str, np.ndarray] = {}
     if (run_dir / "history.csv").exists():
@@ -170,7 +171,7 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         "metadata": metadata,
         "config": {section: effective_config.get(section) for section in SECTIONS if section in effective_config},
     }
-    summary = runs.jsonable(summary)
+    summary = disk.jsonable(summary)
     return summary, render_markdown(summary)
 
 
@@ -375,6 +376,6 @@ def render_html(summary: dict) -> str:
 def write_report(run_dir: str | Path, summary: dict, report_md: str) -> None:
     """Write summary.json, REPORT.md and REPORT.html atomically."""
     run_dir = Path(run_dir)
-    runs.write_json(run_dir / "summary.json", summary)
-    runs.write_text(run_dir / "REPORT.md", report_md)
-    runs.write_text(run_dir / "REPORT.html", render_html(summary))
+    disk.write_json(run_dir / "summary.json", summary)
+    disk.write_text(run_dir / "REPORT.md", report_md)
+    disk.write_text(run_dir / "REPORT.html", render_html(summary))

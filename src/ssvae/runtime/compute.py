@@ -63,6 +63,6 @@ def limit_threads(threads: int, salt: str = "", environ=os.environ) -> list[int]
 def enable_compilation_cache(cache_dir: str | Path):
     """Share compiled executables between jobs through `cache_dir` (compiling.SharedFileCache: atomic,
     checksummed entries; one job compiles a program while another waiting for the same one loads it)."""
-    from . import compiling
+    from ssvae.runtime import compiling
 
     return compiling.install(cache_dir)

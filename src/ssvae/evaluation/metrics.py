@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import ModelConfig
-from .predictions import Predictions
-from .status import Status
+from ssvae.config import ModelConfig
+from ssvae.evaluation.predictions import Predictions
+from ssvae.evaluation.status import Status
 
 ACTIVE_COMPONENT_THRESHOLD = 0.01
 ACTIVE_UNIT_THRESHOLD = 0.01

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import losses
-from .config import ModelConfig
-from .model import build_model
+from ssvae.model import losses
+from ssvae.config import ModelConfig
+from ssvae.model.vae import build_model
 
 # Group names are chosen so that the path rules (weight decay on "kernel", the pseudo-inputs' own learning rate)
 # classify a whole group as they classify its leaves.

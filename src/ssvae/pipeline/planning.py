@@ -28,8 +28,9 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import config as config_mod
-from . import naming, runs
+from ssvae import config as config_mod
+from ssvae import disk, naming
+from ssvae.results import runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -136,7 +137,7 @@ def record_plan_keys(results: str | Path, keys_by_file: dict[str, list[str]]) ->
             digest = _content_digest(file)
             if digest is not None:
                 files[file] = {"sha1": digest, "keys": keys}
-        runs.write_text(path, json.dumps({"code": code_digest(), "files": files}, sort_keys=True) + "\n",
+        disk.write_text(path, json.dumps({"code": code_digest(), "files": files}, sort_keys=True) + "\n",
                         durable=False)
 
 
@@ -235,14 +236,14 @@ def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
                      f"identity {document['identity']}")
         else:
             log(key, error_text(document))
-        runs.write_json(plan_dir / key / "validated.json", document, durable=False)
+        disk.write_json(plan_dir / key / "validated.json", document, durable=False)
     record_plan_keys(results, cached_keys)
     return documents
 
 
 def write_manifest(path: str | Path, sources: dict[str, list[str]], configs_digest: str) -> None:
     """The plan set of one invocation: every key with its config file(s), and the configs' contents digest."""
-    runs.write_json(path, {"configs": configs_digest, "plans": sources}, durable=False)
+    disk.write_json(path, {"configs": configs_digest, "plans": sources}, durable=False)
 
 
 def plans_current(manifest: str | Path, sources: dict[str, list[str]], configs_digest: str,
@@ -298,7 +299,7 @@ def derive_all(keys: Iterable[str], results: str | Path = "results",
     """derive_arch_code for every plan: write `<key>/run.json` (and `errors.txt` when it cannot run)."""
     log = log or (lambda key, line: None)
     plan_dir = Path(results) / PLAN_DIR
-    plans = {key: runs.read_json(plan_dir / key / "validated.json") for key in keys}
+    plans = {key: disk.read_json(plan_dir / key / "validated.json") for key in keys}
     shared = _shared_runs(plans)
     documents = {}
     for key, plan in plans.items():
@@ -312,15 +313,15 @@ def derive_all(keys: Iterable[str], results: str | Path = "results",
         if plan["ok"]:
             document = run_document(plan, results)
             errors_file.unlink(missing_ok=True)
-            runs.write_json(plan_dir / "runs" / f"{document['run_id']}.json", {"key": key}, durable=False)
+            disk.write_json(plan_dir / "runs" / f"{document['run_id']}.json", {"key": key}, durable=False)
             log(key, f"{key}: run {document['run_id']}")
         else:
             text = error_text(plan)
             document = {"ok": False, "key": key, "sources": plan.get("sources") or [plan["source"]],
                         "errors": [e["text"] for e in plan["errors"]]}
-            runs.write_text(errors_file, text + "\n", durable=False)
+            disk.write_text(errors_file, text + "\n", durable=False)
             log(key, text)
-        runs.write_json(plan_dir / key / "run.json", document, durable=False)
+        disk.write_json(plan_dir / key / "run.json", document, durable=False)
         documents[key] = document
     return documents
 
@@ -342,13 +343,13 @@ def plan_of_run(results: str | Path, run_id: str) -> tuple[Path, Path]:
     """
     plan_dir = Path(results) / PLAN_DIR
     try:
-        key = runs.read_json(plan_dir / "runs" / f"{run_id}.json")["key"]
+        key = disk.read_json(plan_dir / "runs" / f"{run_id}.json")["key"]
         candidates = [plan_dir / key / "run.json"]
     except (OSError, ValueError, KeyError, TypeError):
         candidates = sorted(plan_dir.glob("*/run.json"))
     for run_json in candidates:
         try:
-            if runs.read_json(run_json).get("run_id") == run_id:
+            if disk.read_json(run_json).get("run_id") == run_id:
                 return run_json.with_name("validated.json"), run_json
         except (OSError, ValueError):
             continue
