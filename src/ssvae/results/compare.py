@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ssvae import disk, document, text
-from ssvae.results import diagnostics, relevance, runs
+from ssvae.results import comparison_page, diagnostics, relevance, runs
 from ssvae.document import format_value
 
 # metric -> (row column, higher is better, column title)
@@ -746,9 +746,29 @@ def _save_png(fig, path: Path, dpi: int = 120) -> None:
     disk.write_bytes(path, buffer.getvalue())
 
 
+def write_report_pages(rows: list[dict], pages: str | Path) -> list[str]:
+    """Copy the REPORT.html of every run the comparison lists (ranked or superseded) into `pages` as
+    `<run id>.html`, for the Snakemake report: it then holds a page for every run of the workspace, whatever
+    config list the invocation named. Returns the run ids without a REPORT.html (no page)."""
+    pages = Path(pages)
+    pages.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for row in rows:
+        if row["status"] not in RANKABLE:
+            continue
+        source = Path(row["path"]) / "REPORT.html"
+        try:
+            disk.write_bytes(pages / f"{row['run_id']}.html", source.read_bytes(), durable=False)
+        except FileNotFoundError:
+            missing.append(row["run_id"])
+    return missing
+
+
 def compare_runs(results_dir: str | Path, metric: str = "accuracy",
-                 warn: Callable[[str], None] | None = None) -> dict:
+                 warn: Callable[[str], None] | None = None, pages: str | Path | None = None) -> dict:
     """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
+
+    `pages`: also write every listed run's report page there (`write_report_pages`).
 
     Returns {"rows": every run folder's row, "ranked": the ranked entries (block after block), "blocks": the
     ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
@@ -775,9 +795,15 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric))
-    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
+    disk.write_text(files["html"], comparison_page.render(render_markdown(rows, metric, links=False), blocks,
+                                                          [block_title(b) for b in blocks], keys))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
+    if pages is not None:
+        files["pages"] = Path(pages)
+        for run_id in write_report_pages(rows, pages):
+            if warn is not None:
+                warn(f"{run_id} has no REPORT.html: no page for it in the Snakemake report")
     return {"rows": rows, "ranked": ranked, "blocks": blocks, "groups": groups, "keys": keys,
             "files": {k: str(v) for k, v in files.items()}}
