@@ -245,6 +245,21 @@ def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
     assert result["epochs_completed"] == 2
 
 
+@pytest.mark.parametrize("classifier", ["head", "tau"])
+def test_entropy_weight_makes_the_unlabeled_predictions_more_confident(tmp_path, digits, classifier):
+    model = {**SMALL, "max_epochs": 3, "batch_size": 64, "learning_rate": 0.01, "prior_type": "mixture",
+             "num_components": 10, "use_tau_classifier": classifier == "tau"}
+    entropy = {}
+    for weight in (0.0, 5.0):
+        exp = experiment(tmp_path, f"ent{weight:g}", **{**model, "entropy_weight": weight})
+        train.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
+        probs = inference.load_model(tmp_path / f"run{weight:g}", exp).predict(digits.x_train[~digits.labeled]).y_prob
+        entropy[weight] = float(np.mean(-np.sum(probs * np.log(np.maximum(probs, 1e-30)), axis=1)))
+        rows = read_history(tmp_path / f"run{weight:g}")
+        assert (float(rows[-1]["train_entropy"]) > 0) == (weight > 0)
+    assert entropy[5.0] < entropy[0.0] - 0.05, entropy
+
+
 def test_mixture_history_is_logged_every_n_epochs_and_at_the_first_and_last(tmp_path, digits):
     model = {**SMALL, "prior_type": "mixture", "num_components": 10, "max_epochs": 4, "patience": 10}
     exp = experiment(tmp_path, "every", **model, mixture_history_log_every=3)

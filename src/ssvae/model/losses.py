@@ -9,6 +9,7 @@ Terms (names used in history.csv as train_<term> / val_<term>):
   dirichlet       Dirichlet(α) MAP penalty on π
   diversity       entropy of the batch-mean usage H(mean_b r_b)
   classification  mean over labeled samples of −log p(y|x) (head or τ-classifier)
+  entropy         mean over unlabeled samples of H(p(y|x)) = −Σ_y p(y|x) log p(y|x) (entropy minimisation)
   l1              Σ|θ| over weight matrices
 `weighted_terms` turns their batch means into the contributions to the loss (each × its weight, the c-terms also
 × the KL_c anneal scale s_c, schedules.py), and the loss is the sum of the contributions.
@@ -24,8 +25,8 @@ import jax.numpy as jnp
 from ssvae.model import classifiers, priors
 from ssvae.config import ModelConfig
 
-TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "l1")
-PER_SAMPLE_TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "classification")
+TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy", "l1")
+PER_SAMPLE_TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "classification", "entropy")
 UNSUPERVISED_TERMS = tuple(t for t in TERMS if t != "classification")
 
 
@@ -109,6 +110,11 @@ def classification_nll(cfg: ModelConfig, outputs, y, tau):
     return classifiers.head_nll(outputs.class_logits, y)
 
 
+def prediction_entropy(probs):
+    """Per-sample entropy of p(y|x): H = −Σ_y p log p (0·log 0 = 0)."""
+    return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.maximum(probs, 1e-30)), 0.0), axis=-1)
+
+
 def class_probabilities(cfg: ModelConfig, outputs, tau):
     """p(y|x): softmax of the head, or r·τ."""
     if cfg.use_tau_classifier:
@@ -143,6 +149,7 @@ def per_sample_terms(cfg: ModelConfig, outputs, x, y, tau, key) -> dict:
         "logit_mog": (priors.logit_mog_penalty(outputs.logits, cfg.c_logit_prior_mean, cfg.c_logit_prior_sigma)
                       if cfg.is_mixture else zeros),
         "classification": classification_nll(cfg, outputs, y, tau),
+        "entropy": prediction_entropy(class_probabilities(cfg, outputs, tau)) if cfg.entropy_weight > 0 else zeros,
     }
     return terms
 
@@ -160,10 +167,10 @@ def batch_terms(cfg: ModelConfig, params, outputs, weights) -> dict:
 
 def batch_means(terms: dict, weights, labeled) -> dict:
     """Batch means of the per-sample terms: over the samples that count (`weights`), classification over
-    the labeled ones."""
+    the labeled ones, entropy over the others."""
     means = {}
     for name, values in terms.items():
-        mask = labeled if name == "classification" else weights
+        mask = {"classification": labeled, "entropy": weights - labeled}.get(name, weights)
         means[name] = classifiers.masked_mean(values, mask)
     return means
 
@@ -171,7 +178,7 @@ def batch_means(terms: dict, weights, labeled) -> dict:
 def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
     """Each term's contribution to the loss: recon_weight·rec, kl_weight·KL_z, kl_c_weight·s_c·KL_c,
     c_logit_prior_weight·s_c·logit-MoG, dirichlet_weight·penalty, component_diversity_weight·H(p̂),
-    label_weight·classification, l1_weight·L1 (terms a config does not use contribute 0)."""
+    label_weight·classification, entropy_weight·H(p(y|x)), l1_weight·L1 (terms a config does not use contribute 0)."""
     weights = {
         "reconstruction": cfg.recon_weight,
         "kl_z": cfg.kl_weight,
@@ -180,6 +187,7 @@ def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
         "dirichlet": cfg.dirichlet_weight if cfg.uses_dirichlet else None,
         "diversity": cfg.component_diversity_weight if cfg.is_mixture else None,
         "classification": cfg.label_weight,
+        "entropy": cfg.entropy_weight,
         "l1": cfg.l1_weight,
     }
     # A term a config does not use contributes an exact 0 (never 0·NaN).

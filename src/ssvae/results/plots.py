@@ -180,6 +180,7 @@ LOSS_TERMS = (
     ("dirichlet", "Dirichlet penalty on π"),
     ("diversity", "usage entropy H(mean r)"),
     ("classification", "classification"),
+    ("entropy", "prediction entropy H(p(y|x))"),
     ("l1", "L1 penalty"),
 )
 TERM_NAMES = tuple(term for term, _ in LOSS_TERMS if term != "loss")

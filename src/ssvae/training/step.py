@@ -166,7 +166,8 @@ class TrainProgram:
         n_labeled = jnp.sum(w * (y >= 0))
         acc = dict(acc)
         for t in losses.TERMS:
-            acc[f"sum_{t}"] = acc[f"sum_{t}"] + means[t] * (n_labeled if t == "classification" else n)
+            acc[f"sum_{t}"] = acc[f"sum_{t}"] + means[t] * {"classification": n_labeled,
+                                                             "entropy": n - n_labeled}.get(t, n)
         acc["n"] = acc["n"] + n
         acc["n_labeled"] = acc["n_labeled"] + n_labeled
         acc["correct"] = acc["correct"] + correct
@@ -202,8 +203,8 @@ class TrainProgram:
 
     def train_summary(self, acc: dict, epoch):
         """Epoch means of the train terms, their contributions and the loss, labeled-train accuracy."""
-        means = {t: acc[f"sum_{t}"] / jnp.maximum(acc["n_labeled"] if t == "classification" else acc["n"], 1.0)
-                 for t in losses.TERMS}
+        counted = {"classification": acc["n_labeled"], "entropy": acc["n"] - acc["n_labeled"]}
+        means = {t: acc[f"sum_{t}"] / jnp.maximum(counted.get(t, acc["n"]), 1.0) for t in losses.TERMS}
         contributions = losses.weighted_terms(self.cfg, means, schedules.kl_c_scale(self.cfg, epoch))
         accuracy = jnp.where(acc["n_labeled"] > 0, acc["correct"] / jnp.maximum(acc["n_labeled"], 1.0), jnp.nan)
         return {"terms": contributions, "loss": losses.total(contributions), "accuracy": accuracy,
