@@ -1,4 +1,5 @@
-"""The semantic rules a schema cannot say (SPEC section 3): one named function per rule, run in order.
+"""The semantic rules a schema cannot say (docs/configuration.md, "Semantic rules"): one named function per rule,
+run in order.
 
 Each rule reads the effective config (every default resolved) and reports through a `Findings`; `RULES`
 lists them in the order their messages appear.
