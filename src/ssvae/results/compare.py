@@ -1,4 +1,5 @@
-"""Comparison across runs (SPEC section 9): one ranked table of every current run, read against its own baseline.
+"""Comparison across runs (docs/models.md, "Comparison"): one ranked table of every current run, read against its
+own baseline.
 
 Rows come from the run folders' summary.json files (no JAX, no scikit-learn; matplotlib only to draw). The
 unit of the ranking is an *entry*: a single run, or the seeds of one sweep point (runs sharing `metadata.group`
@@ -51,8 +52,8 @@ RANK_METRICS = {
 }
 AGGREGATED = ("accuracy", "baseline_accuracy", "gain", "elbo", "k_eff", "clustering_accuracy", "nmi", "ece",
               "training_time_sec")
-COLUMNS = ("rank", "run_id", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
-           "num_components", "latent_dim", "num_labeled", "seed", "split", "n", "accuracy", "accuracy_se",
+COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
+           "num_components", "latent_dim", "num_labeled", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se",
            "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood", "k_eff", "clustering_accuracy", "nmi", "ece",
            "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings")
 LIKELIHOODS = {"bernoulli_nll": "Bernoulli", "gaussian_nll": "Gaussian", "squared_error": "squared error"}
@@ -141,6 +142,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "latent_dim": model.get("latent_dim"),
         "num_labeled": data.get("num_labeled"),
         "seed": meta.get("seed", model.get("random_seed")),
+        "data_seed": data.get("seed"),
         "split": evaluation.get("split"),
         "n": n,
         "accuracy": accuracy,
@@ -267,6 +269,72 @@ def rank_entries(entries: list[dict], metric: str = "accuracy") -> list[dict]:
     return sorted(entries, key=key)
 
 
+def block_of(row: dict) -> tuple[str, str, str]:
+    """(dataset, split, test_split): the runs of one block were scored on the same images (the test split of a
+    dataset is drawn with a fixed seed, whatever data.seed), so only they are ranked against each other."""
+    data = (row.get("config") or {}).get("data") or {}
+    return (str(row.get("dataset") or "unknown dataset"), str(row.get("split") or "test"),
+            json.dumps(data.get("test_split")))
+
+
+def block_title(entries: list[dict]) -> str:
+    """`digits · test split · 360 images`."""
+    first = entries[0]["members"][0]
+    sizes = sorted({m["n"] for e in entries for m in e["members"] if m.get("n")})
+    images = f" · {'/'.join(map(str, sizes))} images" if sizes else ""
+    return f"{first.get('dataset') or 'unknown dataset'} · {first.get('split') or 'test'} split{images}"
+
+
+def blocks_of(entries: list[dict]) -> list[list[dict]]:
+    """Entries in blocks of one dataset and test split, blocks by dataset name then split."""
+    blocks: dict[tuple, list[dict]] = {}
+    for entry in entries:
+        blocks.setdefault(block_of(entry["members"][0]), []).append(entry)
+    return [blocks[key] for key in sorted(blocks)]
+
+
+def entry_se(entry: dict, column: str) -> float | None:
+    """The standard error of an entry's accuracy or gain. A lone run: its binomial SE (of the gain: of the
+    difference to its baseline). A seed group: √(sd²/k + se_test²), the spread of the mean over its k seeds plus
+    the test-set sampling error, which averaging seeds on the same test images does not shrink (se_test: the
+    binomial SE at the mean accuracy, and for the gain that of the difference to the mean baseline)."""
+    if entry["single"] is not None:
+        return entry["single"].get({"accuracy": "accuracy_se", "gain": "gain_se"}.get(column, ""))
+    stat = entry["stats"].get(column) or {}
+    if stat.get("std") is None or stat.get("n", 0) < 2:
+        return None
+    n = entry["members"][0].get("n")
+    accuracy = entry["stats"]["accuracy"]["mean"]
+    if column == "gain":
+        test = diagnostics.gain_se(accuracy, entry["stats"]["baseline_accuracy"]["mean"], n)
+    else:
+        test = diagnostics.binomial_se(accuracy, n)
+    return math.sqrt(stat["std"] ** 2 / stat["n"] + (test or 0.0) ** 2)
+
+
+TIE_SES = 2.0
+
+
+def mark_ties(ranked: list[dict], metric: str) -> None:
+    """Set each entry's `vs_best` {diff, se, tied}: its difference from the block's best entry, the standard
+    error of that difference √(se_best² + se²), and whether |diff| ≤ 2·se (tied with the best). Only for the
+    metrics with a standard error (accuracy, gain); None otherwise."""
+    column = RANK_METRICS[metric][0]
+    for entry in ranked:
+        entry["vs_best"] = None
+    if metric not in ("accuracy", "gain") or not ranked or _sort_value(ranked[0], column) is None:
+        return
+    best, best_se = _sort_value(ranked[0], column), entry_se(ranked[0], column)
+    ranked[0]["vs_best"] = {"diff": 0.0, "se": None, "tied": True, "best": True}
+    for entry in ranked[1:]:
+        value, se = _sort_value(entry, column), entry_se(entry, column)
+        if value is None:
+            continue
+        se_diff = math.hypot(best_se, se) if best_se is not None and se is not None else None
+        entry["vs_best"] = {"diff": value - best, "se": se_diff, "best": False,
+                            "tied": se_diff is not None and abs(value - best) <= TIE_SES * se_diff}
+
+
 def _entry_config(entry: dict) -> dict[str, Any]:
     """The entry's flattened config; a seed group's random_seed is the list of its seeds."""
     flat = flatten_config(entry["members"][0].get("config") or {})
@@ -325,26 +393,64 @@ def _pm(stat: dict, scale: float = 1.0, fmt: str | None = None) -> str:
     return text
 
 
+def _fixed(value, fmt: str) -> str:
+    return "—" if value is None else f"{value:{fmt}}"
+
+
 def _pct(value, se=None) -> str:
     return "—" if value is None else f"{100 * value:.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
 
 
 def _accuracy_cell(entry: dict) -> str:
+    """`91.4 ± 1.5 SE` for a run (binomial standard error), `91.1 ± 0.8 sd` for a seed group (sample std over
+    its seeds): two different uncertainties, never in one unlabeled column."""
     if entry["single"] is not None:
         row = entry["single"]
-        return _pct(row["accuracy"], row.get("accuracy_se"))
+        return _pct(row["accuracy"], row.get("accuracy_se")) + ("\u00a0SE" if row.get("accuracy_se") is not None
+                                                                else "")
     stat = entry["stats"]["accuracy"]
-    return f"{_pm(stat, 100, '.1f')} (n={stat['n']})" if stat["mean"] is not None else "—"
+    if stat["mean"] is None:
+        return "—"
+    return _pm(stat, 100, ".1f") + ("\u00a0sd" if stat["std"] is not None else "")
+
+
+def _baseline_cell(entry: dict) -> str:
+    if entry["single"] is not None:
+        return _pct(entry["single"].get("baseline_accuracy"))
+    stat = entry["stats"]["baseline_accuracy"]
+    if stat["mean"] is None:
+        return "—"
+    if not stat["std"]:  # the seeds varied the model only: the same labeled images, the same baseline
+        return f"{100 * stat['mean']:.1f} (same for every seed)"
+    return _pm(stat, 100, ".1f") + "\u00a0sd"
+
+
+def _vs_best_cell(entry: dict) -> str:
+    vs = entry.get("vs_best")
+    if vs is None:
+        return ""
+    if vs["best"]:
+        return "best"
+    diff = f"{100 * vs['diff']:+.1f}" + (f"{PM}{100 * vs['se']:.1f}" if vs["se"] is not None else "")
+    return f"≈\u00a0tied ({diff})" if vs["tied"] else diff
+
+
+def _seeds_text(entry: dict) -> str:
+    """Which seeds a group varied: `model seeds 0, 1, 2; data seed 42` (a group never varies data.seed)."""
+    seeds = sorted(m.get("seed") for m in entry["members"] if m.get("seed") is not None)
+    data_seeds = sorted({str(((m.get("config") or {}).get("data") or {}).get("seed")) for m in entry["members"]})
+    return f"model seeds {', '.join(map(str, seeds))}; data seed {', '.join(data_seeds)}"
 
 
 def _gain_cell(entry: dict) -> str:
     if entry["single"] is not None:
         gain, se = entry["single"]["gain"], entry["single"].get("gain_se")
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
+        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * se:.1f}\u00a0SE" if se is not None
+                                                                  else "")
     else:
         stat = entry["stats"]["gain"]
         gain = stat["mean"]
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * stat['std']:.1f}"
+        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * stat['std']:.1f}\u00a0sd"
                                                              if stat["std"] is not None else "")
     return f"▼\u00a0{text}" if gain is not None and gain < 0 else text
 
@@ -353,7 +459,7 @@ def _elbo_cell(entry: dict, likelihood: str) -> str:
     members = [m for m in entry["members"] if m.get("likelihood") == likelihood]
     if not members:
         return ""
-    return _pm(_mean_std([m.get("elbo") for m in members]))
+    return _pm(_mean_std([m.get("elbo") for m in members]), 1, ".1f")
 
 
 def _run_cell(entry: dict, links: bool) -> str:
@@ -361,7 +467,7 @@ def _run_cell(entry: dict, links: bool) -> str:
         run_id = entry["single"]["run_id"]
         label = text.markdown_text(entry["label"])
         return f"[{label}]({run_id}/REPORT.md)" if links else label
-    return f"{text.markdown_text(entry['label'])} ({len(entry['members'])} seeds)"
+    return f"{text.markdown_text(entry['label'])} ({len(entry['members'])} seeds: {_seeds_text(entry)})"
 
 
 def _warning_cell(entry: dict) -> str:
@@ -379,27 +485,27 @@ def _ts_cell(entry: dict) -> str:
     return stamps[0] if len(stamps) == 1 else f"{stamps[0]} … {stamps[-1]}"
 
 
-def _ranking_table(ranked: list[dict], keys: list[str], likelihoods: list[str], links: bool) -> list[str]:
+def _ranking_table(ranked: list[dict], keys: list[str], likelihoods: list[str], links: bool,
+                   start: int = 1) -> list[str]:
     shown_keys = keys[:MAX_KEY_COLUMNS]
-    header = (["#", "run", "arch", "n", "accuracy % ± SE", "baseline %", "gain (points)"]
+    header = (["#", "run", "arch", "n", "accuracy %", "vs best (points)", "baseline %", "gain (points)"]
               + [f"ELBO ({text.markdown_text(LIKELIHOODS.get(lk, lk))})" for lk in likelihoods]
               + ["K_eff", "best / epochs", "warnings"] + [key_header(k) for k in shown_keys] + ["timestamp"])
     rows = []
-    for i, entry in enumerate(ranked, 1):
+    for i, entry in enumerate(ranked, start):
         if entry["single"] is not None:
             row = entry["single"]
             n = format_value(row.get("n"))
-            base = _pct(row.get("baseline_accuracy"))
             epochs = f"{format_value(row.get('best_epoch'))} / {format_value(row.get('epochs_completed'))}"
         else:
             n = "/".join(sorted({format_value(m.get("n")) for m in entry["members"]}))
-            base = _pm(entry["stats"]["baseline_accuracy"], 100, ".1f")
             epochs = "see runs"
-        rows.append([str(i), _run_cell(entry, links), f"`{entry['arch']}`", n, _accuracy_cell(entry), base,
-                     _gain_cell(entry)] + [_elbo_cell(entry, lk) for lk in likelihoods]
-                    + [_pm(entry["stats"]["k_eff"]), epochs, _warning_cell(entry)]
+        rows.append([str(i), _run_cell(entry, links), f"`{entry['arch']}`", n, _accuracy_cell(entry),
+                     _vs_best_cell(entry), _baseline_cell(entry), _gain_cell(entry)]
+                    + [_elbo_cell(entry, lk) for lk in likelihoods]
+                    + [_pm(entry["stats"]["k_eff"], 1, ".2f"), epochs, _warning_cell(entry)]
                     + [_key_cell(entry, k) for k in shown_keys] + [_ts_cell(entry)])
-    align = ["r", "l", "l", "r", "r", "r", "r"] + ["r"] * len(likelihoods) + ["r", "r", "l"] + \
+    align = ["r", "l", "l", "r", "r", "r", "r", "r"] + ["r"] * len(likelihoods) + ["r", "r", "l"] + \
         ["l"] * len(shown_keys) + ["l"]
     return document.table(header, rows, align)
 
@@ -426,7 +532,7 @@ def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
                      if column in best["stats"] else "—",
                      _pm(spread, scale, ".1f" if scale == 100 else None)])
     unit = " (%)" if metric in ("accuracy", "gain") else ""
-    return (["## By sweep and arch", "",
+    return (["### By sweep and arch", "",
              f"Each sweep (its config file) per arch code: how many points (seed groups count once), how many runs, "
              f"the best point by {title}{unit}, and the mean ± std of {title} over the points.", ""]
             + document.table(["sweep", "arch", "points", "runs", "best point", f"best {title}{unit}",
@@ -438,12 +544,14 @@ def _run_lines(rows: list[dict], links: bool) -> list[str]:
     body = []
     for r in sorted(rows, key=lambda r: (r["arch"], r["run_id"])):
         run = f"[{r['run_id']}]({r['run_id']}/REPORT.md)" if links else r["run_id"]
-        body.append([run, format_value(r.get("seed")), format_value(r.get("n")), _pct(r["accuracy"], r["accuracy_se"]),
+        body.append([run, format_value(r.get("seed")), text.markdown_text(format_value(r.get("dataset"))),
+                     format_value(r.get("n")), _pct(r["accuracy"], r["accuracy_se"]),
                      _pct(r["baseline_accuracy"]), (f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—"),
-                     format_value(r.get("elbo")), LIKELIHOODS.get(r.get("likelihood"), "—"), format_value(r["k_eff"]),
+                     _fixed(r.get("elbo"), ".1f"), LIKELIHOODS.get(r.get("likelihood"), "—"), _fixed(r["k_eff"], ".2f"),
                      f"{format_value(r['best_epoch'])} / {format_value(r['epochs_completed'])}",
-                     format_value(r["training_time_sec"]), text.markdown_text(format_value(r["status"]))])
-    return document.table(["run", "seed", "n", "accuracy % ± SE", "baseline %", "gain", "ELBO", "likelihood", "K_eff",
+                     _fixed(r["training_time_sec"], ".0f"), text.markdown_text(format_value(r["status"]))])
+    return document.table(["run", "model seed", "dataset", "n", "accuracy % ± SE", "baseline %", "gain", "ELBO",
+                           "likelihood", "K_eff",
                            "best / epochs", "train time (s)", "status"], body)
 
 
@@ -453,40 +561,47 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
     superseded = [r for r in rows if r.get("superseded_by") and r["status"] in RANKABLE]
     apart = [r for r in rows if r["status"] not in RANKABLE]
     entries = make_entries(current)
-    ranked = rank_entries(entries, metric)
-    keys = differing_keys(entries) if len(entries) > 1 else []
-    likelihoods = sorted({r["likelihood"] for r in current if r.get("likelihood")})
+    blocks = [rank_entries(block, metric) for block in blocks_of(entries)]
     _, _, title = RANK_METRICS[metric]
-    split = text.markdown_text("/".join(sorted({str(r["split"]) for r in current if r.get("split")})) or "test")
     lines = ["# Comparison of runs", "",
-             f"{len(current)} current run(s) in {len(entries)} entries, ranked by {title} on the {split} split "
-             f"(best first); {len(superseded)} superseded, {len(apart)} not ranked (see the end).", "",
-             "Accuracy ± binomial standard error √(p(1−p)/n) on the n evaluated images. Gain = accuracy − the "
-             "logistic-regression baseline fitted on the run's own labeled images and scored on the same split, "
-             "in points, ± the standard error of the difference; ▼ marks an entry below its baseline. The seeds of "
-             "one sweep point form one entry: mean ± sample std (n − 1) and n. ELBO is compared only within one "
-             "likelihood (one column each). Key columns: the config keys that differ between the entries ('n/a': "
-             "the key does not act on that model).", ""]
+             f"{len(current)} current run(s) in {len(entries)} entries, ranked by {title} (best first) within "
+             f"each of {len(blocks)} block(s) of one dataset and test split: accuracies on different test images "
+             f"are not compared. {len(superseded)} superseded, {len(apart)} not ranked (see the end).", "",
+             "Two uncertainties, labelled apart: **SE** is the binomial standard error √(p(1−p)/n) of one run's "
+             "accuracy on its n test images; **sd** is the sample standard deviation (n − 1) over the seeds of one "
+             "sweep point, which form one entry. A seed group varies the model seed only (its data seed, and so its "
+             "labeled images and baseline, stay fixed). Gain = accuracy − the logistic-regression baseline fitted "
+             "on the run's own labeled images and scored on the same split, in points; ▼ marks an entry below its "
+             "baseline. *vs best*: the difference from the block's best entry ± the standard error of that "
+             "difference (a seed group's SE: √(sd²/seeds + SE²), the spread of its mean plus the test-set error that "
+             f"averaging seeds on the same images does not remove); **≈ tied** when it is within {TIE_SES:g} "
+             "standard errors. ELBO is compared only within one likelihood (one column each). Key columns: the config keys "
+             "that differ between the entries of the block ('n/a': the key does not act on that model).", ""]
     if links:
         lines += ["![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
-    if "squared_error" in likelihoods:
+    if any(r.get("likelihood") == "squared_error" for r in current):
         lines += ["Note: the squared-error 'ELBO' (reconstruction_loss mse without the heteroscedastic decoder) is "
                   "−(squared error + KL), not a bound in nats.", ""]
-    if ranked:
-        lines += [f"## Ranking by {title}", ""]
+    for ranked in blocks:
+        mark_ties(ranked, metric)
+        keys = differing_keys(ranked) if len(ranked) > 1 else []
+        likelihoods = sorted({m["likelihood"] for e in ranked for m in e["members"] if m.get("likelihood")})
+        tied = sum(bool(e.get("vs_best") and e["vs_best"]["tied"]) for e in ranked[1:])
+        lines += [f"## {text.markdown_text(block_title(ranked))}: ranking by {title}", "",
+                  f"{len(ranked)} entries" + (f"; {tied} tied with the best" if tied else "") + ".", ""]
         lines += _ranking_table(ranked[:MAX_RANKED_SHOWN], keys, likelihoods, links)
         lines.append("")
         if len(ranked) > MAX_RANKED_SHOWN:
-            rest = _ranking_table(ranked[MAX_RANKED_SHOWN:], keys, likelihoods, links)
+            rest = _ranking_table(ranked[MAX_RANKED_SHOWN:], keys, likelihoods, links, start=MAX_RANKED_SHOWN + 1)
             lines += document.fold(f"{len(ranked) - MAX_RANKED_SHOWN} more entries (ranks {MAX_RANKED_SHOWN + 1}–"
                                    f"{len(ranked)})", rest)
         if len(keys) > MAX_KEY_COLUMNS:
             lines += ["Also differ (every key is a column of comparison.csv): "
-                      + ", ".join(f"`{k}`" for k in keys[MAX_KEY_COLUMNS:]), ""]
-        lines += _sweep_lines(entries, metric)
-        if any(e["single"] is None for e in entries):
-            lines += document.fold(f"every ranked run on its own ({len(current)})", _run_lines(current, links))
-    else:
+                      + ", ".join(text.markdown_code(k) for k in keys[MAX_KEY_COLUMNS:]), ""]
+        lines += _sweep_lines(ranked, metric)
+    if any(e["single"] is None for e in entries):
+        lines += document.fold(f"every ranked run on its own ({len(current)})", _run_lines(current, links))
+    if not blocks:
         lines += ["No run has a readable summary.json yet.", ""]
     if superseded:
         lines += ["## Superseded runs", "",
@@ -507,13 +622,17 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
     return "\n".join(lines)
 
 
-def _csv(rows: list[dict], ranks: dict[str, int], keys: list[str]) -> str:
+def _csv(rows: list[dict], ranks: dict[str, int], tied: dict[str, bool], keys: list[str]) -> str:
+    """Every run folder; `rank` is the rank of the run's entry within its block (`block`: dataset/split/
+    test_split), `tied_with_best` whether that entry is within two standard errors of the block's best."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[*COLUMNS, *keys], lineterminator="\n")
     writer.writeheader()
     for row in rows:
         out = {k: row.get(k) for k in COLUMNS}
         out["rank"] = ranks.get(row["run_id"])
+        out["tied_with_best"] = tied.get(row["run_id"])
+        out["block"] = "/".join(block_of(row)) if row["run_id"] in ranks else None
         out["warnings"] = " ".join(row.get("warnings") or [])
         flat = flatten_config(row.get("config") or {})
         for key in keys:
@@ -529,45 +648,62 @@ def _legend_right(ax) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, borderaxespad=0)
 
 
-def _accuracy_plot(rows: list[dict], groups: list[dict]):
+MAX_PLOTTED = 30
+
+
+def _plot_label(entry: dict) -> str:
+    label = entry["label"] if len(entry["label"]) <= 40 else entry["label"][:39] + "…"
+    seeds = f" ({len(entry['members'])} seeds)" if entry["single"] is None else ""
+    return text.plain(f"{label}{seeds} · {entry['arch']}")
+
+
+def _accuracy_plot(blocks: list[list[dict]]):
+    """One panel per dataset and test split: its entries ranked (best on top, at most MAX_PLOTTED), each labelled,
+    with its error bar (a run: binomial SE; a seed group: sd over seeds), its baseline, and the entries tied with
+    the best in another colour."""
     import matplotlib
     from matplotlib.figure import Figure
 
     from ssvae.results.plots import STYLE, placeholder
 
-    points = [r for r in rows if r.get("accuracy") is not None]
-    if not points:
+    shown = [[e for e in block if e["stats"]["accuracy"]["mean"] is not None][:MAX_PLOTTED] for block in blocks]
+    shown = [(block, mine) for block, mine in zip(blocks, shown) if mine]
+    if not shown:
         return placeholder("no run has a successful accuracy yet")
-    archs = sorted({r["arch"] for r in points})
+    heights = [0.3 * len(mine) + 1.2 for _, mine in shown]
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(max(6.5, 0.9 * len(archs) + 4.5), 4.6), layout="constrained")
-        ax = fig.subplots()
-        rng = np.random.default_rng(0)
-        labels = {"run": "run (± binomial SE)", "base": "logistic-regression baseline (same labels)",
-                  "group": "seed group mean ± std"}
-        for i, arch in enumerate(archs):
-            mine = [r for r in points if r["arch"] == arch]
-            x = i + rng.uniform(-0.15, 0.15, size=len(mine))
-            ax.errorbar(x, [100 * r["accuracy"] for r in mine], yerr=[100 * (r.get("accuracy_se") or 0) for r in mine],
-                        fmt="o", color="tab:blue", markersize=4, elinewidth=0.8, alpha=0.8, zorder=3,
-                        label=labels.pop("run", None))
-            base = [r for r in mine if r.get("baseline_accuracy") is not None]
-            if base:
-                ax.scatter(i + rng.uniform(-0.15, 0.15, size=len(base)), [100 * r["baseline_accuracy"] for r in base],
-                           color="0.5", marker="x", s=24, zorder=2, label=labels.pop("base", None))
-            mine = [g for g in groups if g["arch"] == arch and g["accuracy"]["mean"] is not None]
-            if mine:  # one call per arch: hundreds of seed groups draw in one go
-                ax.errorbar(np.full(len(mine), i + 0.32), [100 * g["accuracy"]["mean"] for g in mine],
-                            yerr=[100 * (g["accuracy"]["std"] or 0.0) for g in mine], fmt="D", color="black",
-                            capsize=3, markersize=4, alpha=0.8, zorder=4, label=labels.pop("group", None))
-        ax.set_xticks(range(len(archs)))
-        ax.set_xticklabels(archs, rotation=25, ha="right")
-        ax.set_xlim(-0.6, len(archs) - 0.4)
-        ax.set_xlabel("architecture code")
-        ax.set_ylabel("accuracy (%)")
-        split = "/".join(sorted({r["split"] for r in points if r.get("split")})) or "test"
-        ax.set_title(f"Accuracy on the {split} split, per run (current runs only)")
-        _legend_right(ax)
+        fig = Figure(figsize=(9.5, sum(heights) + 0.6), layout="constrained")
+        axes = fig.subplots(len(shown), 1, squeeze=False, height_ratios=heights).ravel()
+        from matplotlib.lines import Line2D
+
+        legend = [Line2D([], [], marker="o", color="0.3", linestyle="-", label="run ± binomial SE"),
+                  Line2D([], [], marker="D", color="0.3", linestyle="-", label="seed group: mean ± sd over seeds"),
+                  Line2D([], [], marker="s", color="tab:orange", linestyle="", label="best, or tied with it (2 SE)"),
+                  Line2D([], [], marker="s", color="tab:blue", linestyle="", label="behind the best"),
+                  Line2D([], [], marker="x", color="0.5", linestyle="", label="logistic-regression baseline")]
+        for ax, (block, mine) in zip(axes, shown):
+            y = np.arange(len(mine))[::-1]
+            for yi, entry in zip(y, mine):
+                stat = entry["stats"]["accuracy"]
+                single = entry["single"] is not None
+                error = (entry["single"].get("accuracy_se") if single else stat["std"]) or 0.0
+                tied = bool(entry.get("vs_best") and entry["vs_best"]["tied"])
+                ax.errorbar([100 * stat["mean"]], [yi], xerr=[100 * error], fmt="o" if single else "D",
+                            color="tab:orange" if tied else "tab:blue", markersize=5, capsize=3, elinewidth=1,
+                            zorder=3)
+                base = entry["stats"]["baseline_accuracy"]["mean"]
+                if base is not None:
+                    ax.scatter([100 * base], [yi], color="0.5", marker="x", s=22, zorder=2)
+            ax.set_yticks(y)
+            ax.set_yticklabels([_plot_label(e) for e in mine], fontsize=8)
+            ax.set_ylim(-0.7, len(mine) - 0.3)
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_xlabel("accuracy (%)")
+            left = f" (top {len(mine)} of {len(block)})" if len(mine) < len(block) else ""
+            ax.set_title(f"{text.plain(block_title(block))}: ranked by accuracy{left}", loc="left", fontsize=10)
+        axes[0].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
+                       borderaxespad=0)
+        fig.suptitle("Accuracy per entry, ranked within each dataset and test split", fontsize=11)
     return fig
 
 
@@ -615,8 +751,8 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
                  warn: Callable[[str], None] | None = None) -> dict:
     """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
 
-    Returns {"rows": every run folder's row, "ranked": the ranked entries, "groups": seed groups, "keys":
-    differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
+    Returns {"rows": every run folder's row, "ranked": the ranked entries (block after block), "blocks": the
+    ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
     """
     if metric not in RANK_METRICS:
         raise ValueError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
@@ -624,9 +760,13 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     rows = run_rows(results_dir, warn=warn)
     current = [r for r in rows if r["status"] in RANKABLE and not r.get("superseded_by")]
     entries = make_entries(current)
-    ranked = rank_entries(entries, metric)
+    blocks = [rank_entries(block, metric) for block in blocks_of(entries)]
+    for block in blocks:
+        mark_ties(block, metric)
+    ranked = [entry for block in blocks for entry in block]
     keys = differing_keys(entries) if len(entries) > 1 else []
-    ranks = {m["run_id"]: i for i, e in enumerate(ranked, 1) for m in e["members"]}
+    ranks = {m["run_id"]: i for block in blocks for i, e in enumerate(block, 1) for m in e["members"]}
+    tied = {m["run_id"]: bool(e.get("vs_best") and e["vs_best"]["tied"]) for e in ranked for m in e["members"]}
     groups = group_rows(current)
     files = {
         "markdown": results_dir / "COMPARISON.md",
@@ -637,8 +777,8 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric))
     disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
-    disk.write_text(files["csv"], _csv(rows, ranks, keys))
-    _save_png(_accuracy_plot(current, groups), files["accuracy_plot"])
+    disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
+    _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
-    return {"rows": rows, "ranked": ranked, "groups": groups, "keys": keys,
+    return {"rows": rows, "ranked": ranked, "blocks": blocks, "groups": groups, "keys": keys,
             "files": {k: str(v) for k, v in files.items()}}
