@@ -797,7 +797,7 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric))
     disk.write_text(files["html"], comparison_page.render(render_markdown(rows, metric, links=False), blocks,
-                                                          [block_title(b) for b in blocks], keys))
+                                                          [block_title(b) for b in blocks], keys, flatten_config))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])

@@ -15,6 +15,7 @@ import base64
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ssvae import document, text
@@ -98,9 +99,8 @@ def _round(value, digits: int):
     return None if value is None else round(float(value), digits)
 
 
-def _rows(blocks: list[list[dict]], block_names: list[str], keys: list[str]) -> list[dict]:
-    from ssvae.results.compare import flatten_config
-
+def _rows(blocks: list[list[dict]], block_names: list[str], keys: list[str],
+          flatten_config: Callable[[dict], dict]) -> list[dict]:
     rows = []
     for name, ranked in zip(block_names, blocks):
         for rank, entry in enumerate(ranked, 1):
@@ -142,10 +142,12 @@ def _dimensions(rows: list[dict], keys: list[str]) -> list[dict]:
     return dims
 
 
-def render(static_markdown: str, blocks: list[list[dict]], block_names: list[str], keys: list[str]) -> str:
-    """The page: an interactive table and one parallel-coordinates view per block, then the static comparison
-    (`static_markdown`, rendered as in every report page)."""
-    rows = _rows(blocks, block_names, keys)
+def render(static_markdown: str, blocks: list[list[dict]], block_names: list[str], keys: list[str],
+           flatten_config: Callable[[dict], dict]) -> str:
+    """The page: the static comparison (`static_markdown`, rendered as in every report page), then an interactive
+    table and one parallel-coordinates view per block (`flatten_config`: a run's config as `section.key` ->
+    value)."""
+    rows = _rows(blocks, block_names, keys, flatten_config)
     columns = [*COLUMNS, *keys]
     parcoords = []
     for i, name in enumerate(block_names):
