@@ -3,8 +3,9 @@ rule compare:
         summaries_of_good_runs,
     output:
         table="results/COMPARISON.md",
-        html=report(
-            "results/COMPARISON.html",
+        html="results/COMPARISON.html",
+        report_table=report(
+            "results/.report/comparison.html",
             caption="../report/comparison_table.rst",
             category="Comparison",
             labels={"item": "1. ranked table of every run"},

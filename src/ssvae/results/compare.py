@@ -18,7 +18,8 @@ identity of the same experiment name exists (the config changed): it is listed a
 that cannot be read (a corrupt summary.json) or whose evaluation is gone are listed apart with the reason;
 nothing in a bad folder stops the comparison.
 
-Writes results/COMPARISON.md, COMPARISON.html (for the Snakemake report), comparison.csv,
+Writes results/COMPARISON.md, COMPARISON.html (the same with an interactive part, comparison_page.py),
+.report/comparison.html (the static page the Snakemake report embeds), comparison.csv,
 comparison_accuracy.png and comparison_elbo.png, each atomically. The output depends only on the run folders,
 so it is byte-stable when they are.
 """
@@ -791,12 +792,16 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     files = {
         "markdown": results_dir / "COMPARISON.md",
         "html": results_dir / "COMPARISON.html",
+        "report_table": results_dir / ".report" / "comparison.html",
         "csv": results_dir / "comparison.csv",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric))
-    disk.write_text(files["html"], comparison_page.render(render_markdown(rows, metric, links=False), blocks,
+    static = render_markdown(rows, metric, links=False)
+    # the Snakemake report shows a page only up to a size (it offers larger ones as a download): plotly stays out
+    disk.write_text(files["report_table"], document.to_html(static, "Comparison of runs"))
+    disk.write_text(files["html"], comparison_page.render(static, blocks,
                                                           [block_title(b) for b in blocks], keys, flatten_config))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])

@@ -21,7 +21,6 @@ from typing import Any
 from ssvae import document, text
 
 SCROLL_STYLE = """
-table { display: block; max-width: 100%; overflow-x: auto; }
 #filter { font: inherit; padding: 3px 6px; width: 24em; margin: 0.4em 0; }
 #runs th { cursor: pointer; white-space: nowrap; } #runs td { white-space: nowrap; } #runs th[aria-sort]::after { content: " ▾"; }
 #runs th[aria-sort="ascending"]::after { content: " ▴"; }
