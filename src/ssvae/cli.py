@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import config, naming, runs, text
+from . import config, naming, runs, shapes, text
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
@@ -256,8 +256,8 @@ def _show(args) -> int:
     rows = compare.run_rows(args.results, warn=_warn)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = runs.read_json_or_reason(folder / "summary.json")
-    summary = summary if isinstance(summary, dict) else {}
+    summary, _ = shapes.read(folder / "summary.json", "SUMMARY")
+    summary = summary or {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
                                                              "plots": summary.get("plots", {})}, indent=2))

@@ -214,19 +214,24 @@ def evaluation_section(wildcards):
 
 
 def report_section(wildcards):
+    """What the report depends on beyond its input files, as a digest: a changed description, tag, warning or
+    report key reruns the report, and no text of a config reaches the Snakemake report's page (which lists
+    every job's params inside its own script)."""
     plan = effective_of_run(wildcards)
     effective = plan["effective"]
-    return {
+    section = {
         "report": effective["report"],
         "experiment": effective["experiment"],
         "warnings": plan["warnings"],
     }
+    return hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
 
 
 def figures_category(wildcards):
-    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
+    """The report category of a run's figures: its sweep (the config file, as its sanitised plan key names it)
+    for a sweep point, else its name: never a file name as written, which may hold markup."""
     plan = effective_of_run(wildcards)
-    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
+    return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
 
 
 # Resources ----------------------------------------------------------------------------------------------
