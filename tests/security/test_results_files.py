@@ -8,9 +8,9 @@ import copy
 import json
 
 import pytest
+from synthetic_run import write_summary_folder
 
 from ssvae import cli, compare, runs
-from synthetic_run import write_summary_folder
 
 GOOD = "good__std_head_plain__20250101_000000"
 BAD = "bad__std_head_plain__20250102_000000"
@@ -89,3 +89,20 @@ def test_a_damaged_ledger_is_rebuilt_from_the_run_folders(tmp_path, content):
     ledger.write_bytes(content)
     assert runs.rebuild_ledger(results) == {"exp": 1}
     assert runs.recorded_timestamp(results, "exp", "abc123") == ts
+
+
+@pytest.mark.parametrize("spec", ["/", "", " ", "..", "../results", "/etc", "g*", "good\x1b]0;x\x07",
+                                  "../../" + BAD])
+def test_show_takes_only_run_ids_run_folders_and_experiment_names(results, spec, capsys, monkeypatch, tmp_path):
+    (results / BAD).rename(results.parent / BAD)  # one run left: a spec resolving to "any run" would find it
+    monkeypatch.chdir(results / GOOD)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["show", spec, "--results", str(results)])
+    assert stop.value.code != 0 and "\x1b" not in str(stop.value.code)
+    assert capsys.readouterr().out == ""
+
+
+def test_show_still_takes_a_run_folder_under_results(results, capsys):
+    for spec in (GOOD, "good", str(results / GOOD), f"{results / GOOD}/"):
+        assert cli.main(["show", spec, "--results", str(results)]) == 0
+        assert capsys.readouterr().out.startswith(GOOD)
