@@ -5,15 +5,17 @@ import _stage
 args = _stage.jax_parser(__doc__).parse_args()
 _stage.setup_jax(args)
 
-from ssvae import runlock, stages, train  # noqa: E402  (after the thread limit)
+from ssvae.pipeline import stages  # noqa: E402  (after the thread limit)
+from ssvae.results import runlock
+from ssvae.training import fit
 
-train.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
+fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
 validated, run_json = _stage.planned(args)
 try:
     stages.train(validated, run_json, args.run_dir)
-except train.TrainingDiverged as exc:
+except fit.TrainingDiverged as exc:
     stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in {args.run_dir}/checkpoints/.")
-except train.TrainingInterrupted as exc:
+except fit.TrainingInterrupted as exc:
     stages.fail(f"training interrupted by SIGTERM: {exc}", code=143)
 except (stages.DeviceMissing, runlock.RunFolderBusy) as exc:
     stages.fail(str(exc))

@@ -13,11 +13,11 @@ import textwrap
 import pytest
 from workflow_helpers import tiny_config
 
-from ssvae import planning
+from ssvae.pipeline import planning
 
 PLAN = textwrap.dedent("""
     import json, sys
-    from ssvae import planning
+    from ssvae.pipeline import planning
     files = sys.argv[1:]
     sources = planning.plan_sources(files, results="results")
     digest = planning.contents_digest([f for fs in sources.values() for f in fs])

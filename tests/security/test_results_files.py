@@ -10,7 +10,8 @@ import json
 import pytest
 from synthetic_run import write_summary_folder
 
-from ssvae import cli, compare, runs
+from ssvae import cli
+from ssvae.results import compare, runs
 
 GOOD = "good__std_head_plain__20250101_000000"
 BAD = "bad__std_head_plain__20250102_000000"
