@@ -107,3 +107,16 @@ def test_show_still_takes_a_run_folder_under_results(results, capsys):
     for spec in (GOOD, "good", str(results / GOOD), f"{results / GOOD}/"):
         assert cli.main(["show", spec, "--results", str(results)]) == 0
         assert capsys.readouterr().out.startswith(GOOD)
+
+
+def test_text_from_summaries_cannot_break_the_comparison_plots(results, template):
+    """A `$` in a dataset, a seed group or a likelihood would start matplotlib's mathtext; a malformed formula
+    stopped the figure from being drawn."""
+    for i, seed in enumerate((0, 1)):
+        folder = write_summary_folder(results, template, f"m-s{seed}__std_head_plain__20250104_00000{i}",
+                                      accuracy=0.8, baseline=0.7, elbo=-90.0, group="$\\frac{$", seed=seed,
+                                      dataset="$\\bad{$", likelihood="$^$")
+        assert folder.exists()
+    compare.compare_runs(results)
+    for name in ("comparison_accuracy.png", "comparison_elbo.png"):
+        assert (results / name).stat().st_size > 1000
