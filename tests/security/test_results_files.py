@@ -120,3 +120,14 @@ def test_text_from_summaries_cannot_break_the_comparison_plots(results, template
     compare.compare_runs(results)
     for name in ("comparison_accuracy.png", "comparison_elbo.png"):
         assert (results / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("metrics", [[], {"split": "test"}, {"metrics": {"accuracy": {"status": "success",
+                                                                                       "value": "high"}}}])
+def test_a_metrics_file_of_the_wrong_shape_stops_the_report_naming_it(tmp_path, metrics):
+    from ssvae.results import report
+
+    (tmp_path / "train.json").write_text("{}")
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=r"metrics\.json cannot be reported: metrics\.json: "):
+        report.build_report(tmp_path, None, {}, {}, [])
