@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import config as config_mod
-from . import naming, runs
+from . import halving, naming, runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -280,8 +280,11 @@ def run_document(plan: dict, results: str | Path) -> dict:
     arch = naming.arch_code(plan["effective"]["model"])
     ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
     run_id = naming.RunId(plan["name"], arch, ts)
-    return {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-            "identity": plan["identity"]}
+    document = {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
+                "identity": plan["identity"]}
+    if plan.get("search"):
+        document["search"] = halving.trial_document(plan["search"], plan["effective"]["model"]["max_epochs"])
+    return document
 
 
 def _shared_runs(plans: dict[str, dict]) -> dict[str, list[str]]:
