@@ -193,7 +193,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
     with clock.timing():
         state = program.init_state(run.keys["init"], splits.x_train)
     best = {"params": state.params, "tau_counts": state.tau_counts}
-    stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs)
+    stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs, cfg.num_classes)
     target = cfg.max_epochs if epochs is None else min(epochs, cfg.max_epochs)
     meta = {"epochs_completed": 0, "history": [], "train_seconds": [], "early_stopping": stopper.to_dict()}
     resumed_from = None
@@ -256,7 +256,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
 
             monitored = {"val_objective": row["val_objective"], "val_accuracy": row["val_accuracy"],
                          "val_classification_raw": float(fixed_out["classification_raw"])}[stopper.column]
-            improved = stopper.update(epoch + 1, monitored)
+            improved = stopper.update(epoch + 1, monitored, row.get("val_kl_z", math.inf))
             if improved:
                 best = {"params": state.params, "tau_counts": state.tau_counts}
             # the history of a training stopped at a rung is the same as that of one trained straight on
