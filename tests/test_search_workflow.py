@@ -8,8 +8,15 @@ import time
 
 import pytest
 import yaml
-
-from workflow_helpers import make_workspace, run_folders, snakemake, snakemake_cmd, snakemake_env, tiny_config
+from workflow_helpers import (
+    SSVAE,
+    make_workspace,
+    run_folders,
+    snakemake,
+    snakemake_cmd,
+    snakemake_env,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -50,7 +57,7 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     assert decided["reached"] == 3 and decided["quota"] == 1 and len(decided["promoted"]) == 1
 
     snakemake(workspace, "--unlock")
-    resumed = snakemake(workspace, config=NO_COMPARE)
+    resumed = snakemake(workspace)
     assert resumed.ran("train_rung") <= 3 and resumed.ran("promote") == 0
     assert promotion(workspace, 0) == decided  # the same trials, the same values, the same choice
     folders = run_folders(workspace)
@@ -71,4 +78,21 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
         else:
             assert json.loads((folder / "rungs" / "1.json").read_text())["status"] == "stopped"
 
-    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+    assert snakemake(workspace).nothing_to_do
+
+    # reading it: the comparison's search block, the halving figure, the CLI's rows
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    block = comparison[comparison.index("## Search hs"):]
+    assert "chosen by val_accuracy (validation labels)" in block
+    assert f"Winner: trial {winner} (hs-t00{winner}" in block and "test accuracy" in block
+    assert "Epochs trained: 5 against 9 for every trial trained to 3 epochs (56 %)" in block
+    assert block.count("stopped after rung 0") == 2
+    assert (workspace / "results" / ".search" / "hs" / "halving.png").stat().st_size > 1000
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--json"], cwd=workspace, capture_output=True, text=True,
+                                       check=True).stdout)
+    assert sorted((r["trial"], r["rung"], r["epochs_trained"]) for r in listed) == sorted(
+        (t, 1 if t == winner else 0, 3 if t == winner else 1) for t in range(3))
+    assert {r["search"] for r in listed} == {"hs"}
+    shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    assert f"winner: trial {winner}" in shown and "epochs trained: 5 of 9" in shown

@@ -181,7 +181,7 @@ def train_rung(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     with runlock.holding(run_dir):
         from . import data, train as train_mod
 
-        plan, run, experiment = _planned_run(validated, run_json)
+        _, run, experiment = _planned_run(validated, run_json)
         log(job_description())
         require_devices(experiment)
         epochs = trial["rungs"][rung]
@@ -273,7 +273,23 @@ def run_metadata(plan: dict, run: dict, train_doc: dict) -> dict:
         "versions": {"python": provenance.get("python"), **provenance.get("versions", {})},
         "host": provenance.get("host"),
         "device": provenance.get("device"),
+        "search": search_metadata(run, train_doc),
     }
+
+
+def search_metadata(run: dict, train_doc: dict) -> dict | None:
+    """summary.json's account of a search trial: which search and trial, its values, the rung it reached, the
+    epochs its own training ran (continuations included), and its value of the metric that chooses (at the epoch
+    evaluate scores)."""
+    search = run.get("search")
+    if not search:
+        return None
+    trial = train_doc.get("search") or {}
+    final = train_doc.get("final") or {}
+    keys = ("name", "trial", "trials", "method", "proposals", "metric", "column", "mode", "rungs", "eta", "values")
+    return {key: search.get(key) for key in keys} | {
+        "rung": trial.get("rung", 0), "epochs_trained": trial.get("epochs_trained", train_doc.get("epochs_completed")),
+        "value": final.get(search["column"]), "continued_from": trial.get("continued_from")}
 
 
 def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
