@@ -58,7 +58,8 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
 
     snakemake(workspace, "--unlock")
     resumed = snakemake(workspace)
-    assert resumed.ran("train_rung") <= 3 and resumed.ran("promote") == 0
+    # a promotion whose job the kill cut short is made again, from the decisions recorded: the same choice
+    assert resumed.ran("train_rung") <= 3 and resumed.ran("promote") <= 1
     assert promotion(workspace, 0) == decided  # the same trials, the same values, the same choice
     folders = run_folders(workspace)
     assert len(folders) == 3
