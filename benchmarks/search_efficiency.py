@@ -3,8 +3,8 @@
 The 27 trials of a halving search (eta 3, min_epochs 5; rungs of 5, 15 and max_epochs) on mnist5k with 100
 labels, over learning rate, label weight and latent size, are planned from a config exactly as the workflow
 plans them (`ssvae.config.load_plans`). The halving search trains each trial rung by rung with
-`ssvae.train.fit(epochs=...)`, continuing from the trial's own checkpoint, and promotes with
-`ssvae.halving.promote`, as the `train_rung` and `promote` jobs do; the full search trains every trial straight
+`ssvae.fit.fit(epochs=...)`, continuing from the trial's own checkpoint, and promotes with
+`ssvae.results.halving.promote`, as the `train_rung` and `promote` jobs do; the full search trains every trial straight
 to max_epochs. Each search's winner is the best trial by the search metric (validation); its test accuracy comes
 from the best checkpoint on the held-out test split, as `evaluate` scores it.
 
@@ -27,7 +27,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ssvae import config, data, halving, inference, train
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.model import inference
+from ssvae.results import halving
+from ssvae.training import fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,13 +80,13 @@ def main() -> None:
         search = halving.trial_document(plans[0].search, args.max_epochs)
         rungs, mode, column = search["rungs"], search["mode"], search["column"]
         experiments = {t: p.experiment() for t, p in trials.items()}
-        splits = data.load_splits(experiments[0].data)
+        splits = datasets.load_splits(experiments[0].data)
 
         # every trial straight to max_epochs
         full, start = {}, time.perf_counter()
         for t, exp in experiments.items():
             folder = scratch / "full" / f"t{t}"
-            result = train.fit(exp, splits, folder, resume_tag="full", log=lambda m: None)
+            result = fit.fit(exp, splits, folder, resume_tag="full", log=lambda m: None)
             full[t] = {"value": result["final"][column], "epochs": result["epochs_completed"],
                        "test": test_accuracy(folder, exp, splits)}
         full_seconds = time.perf_counter() - start
@@ -93,7 +97,7 @@ def main() -> None:
         for rung, epochs in enumerate(rungs):
             values, finished = {}, set()
             for t in alive:
-                result = train.fit(experiments[t], splits, scratch / "halving" / f"t{t}", resume_tag="halving",
+                result = fit.fit(experiments[t], splits, scratch / "halving" / f"t{t}", resume_tag="halving",
                                    log=lambda m: None, epochs=epochs)
                 values[t] = result["final"][column]
                 reached[t] = result["epochs_completed"]

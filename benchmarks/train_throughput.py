@@ -23,8 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae import config, data, step
-from ssvae.rng import run_keys
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.training import step
+from ssvae.model.rng import run_keys
 
 
 def reference_config(**overrides) -> config.ModelConfig:
@@ -38,7 +40,7 @@ def training_images():
     """4,500 mnist5k images (the pool left after a 10% test split) with the first 100 stratified labels."""
     cfg = config.DataConfig(dataset="mnist5k", path=None, num_samples=None, num_labeled=100, val_split=0.01,
                             test_split=0.1, seed=42)
-    splits = data.load_splits(cfg)
+    splits = datasets.load_splits(cfg)
     x = np.concatenate([splits.x_train, splits.x_val])
     y = np.concatenate([np.where(splits.labeled, splits.y_train, -1), np.full(len(splits.x_val), -1)])
     return x.astype(np.float32), y.astype(np.int32)

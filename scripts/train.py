@@ -8,18 +8,20 @@ parser.add_argument("--rung", type=int, default=None,
 args = parser.parse_args()
 _stage.setup_jax(args)
 
-from ssvae import runlock, stages, train  # noqa: E402  (after the thread limit)
+from ssvae.pipeline import stages  # noqa: E402  (after the thread limit)
+from ssvae.results import runlock
+from ssvae.training import fit
 
-train.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
+fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
 validated, run_json = _stage.planned(args)
 try:
     if args.rung is None:
         stages.train(validated, run_json, args.run_dir)
     else:
         stages.train_rung(validated, run_json, args.run_dir, args.rung)
-except train.TrainingDiverged as exc:
+except fit.TrainingDiverged as exc:
     stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in {args.run_dir}/checkpoints/.")
-except train.TrainingInterrupted as exc:
+except fit.TrainingInterrupted as exc:
     stages.fail(f"training interrupted by SIGTERM: {exc}", code=143)
 except (stages.DeviceMissing, stages.TrialFailed, runlock.RunFolderBusy) as exc:
     stages.fail(str(exc))

@@ -2,7 +2,7 @@
 
 import math
 
-from ssvae.early_stopping import EarlyStopping
+from ssvae.training.early_stopping import EarlyStopping
 
 
 def run(stopper, epochs):

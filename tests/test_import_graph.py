@@ -49,7 +49,7 @@ import atexit, json, sys
 from pathlib import Path
 out, config, results = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 atexit.register(lambda: json.dump(sorted({m.split('.')[0] for m in sys.modules}), open(out, 'w')))
-from ssvae import stages
+from ssvae.pipeline import stages
 plan = results / ".plan" / "tiny"
 stages.validate_config(config, "tiny", plan / "validated.json", log=lambda _: None)
 stages.derive_arch_code(plan / "validated.json", results, plan / "run.json", log=lambda _: None)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ssvae import config, halving
+from ssvae import config
+from ssvae.results import halving
 from ssvae.config import search
 
 ISSUE_EXAMPLE = """

@@ -4,9 +4,9 @@
 # rung and chooses the best 1/eta. Every job is known when planning ends: no checkpoint between the rungs.
 #
 # A rung job takes the promotion below it as ancient(): when trials are added, the promotion is decided again
-# (decisions made before are kept, ssvae.halving) and only the new trials' rungs run.
+# (decisions made before are kept, ssvae.results.halving) and only the new trials' rungs run.
 
-from ssvae import halving as ssvae_halving
+from ssvae.results import halving as ssvae_halving
 
 
 wildcard_constraints:

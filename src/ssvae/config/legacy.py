@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from .types import ConfigError
+from ssvae.config.types import ConfigError
 
 # Keys the earlier system accepted but never implemented: only their off value is supported.
 UNSUPPORTED_UNLESS_OFF = {

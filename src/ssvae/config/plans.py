@@ -9,19 +9,25 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .. import naming
-from . import search as search_mod
-from .legacy import normalise_legacy
-from .loading import Loaded, read_config
-from .rules import interchangeable_components, semantic_errors
-from .schema import fill, schema_errors
-from .sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
-from .types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+from ssvae import naming
+from ssvae.config import search as search_mod
+from ssvae.config.legacy import normalise_legacy
+from ssvae.config.loading import Loaded, read_config
+from ssvae.config.rules import interchangeable_components, semantic_errors
+from ssvae.config.schema import fill, schema_errors
+from ssvae.config.sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
+from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+
+
+# Model keys added after runs were trained, with the value that means "as before": at that value a key is left
+# out of the run identity, so adding it retrains nothing.
+IDENTITY_NEUTRAL = {"entropy_weight": 0.0}
 
 
 def run_identity(effective: dict) -> str:
     """Content hash of the effective `data` and `model` sections: what decides whether training is reused."""
-    payload = json.dumps({"data": effective["data"], "model": effective["model"]}, sort_keys=True, default=str)
+    model = {k: v for k, v in effective["model"].items() if k not in IDENTITY_NEUTRAL or v != IDENTITY_NEUTRAL[k]}
+    payload = json.dumps({"data": effective["data"], "model": model}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -16,9 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-from .. import naming
-from .legacy import UNSUPPORTED_UNLESS_OFF
-from .types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError
+from ssvae import naming
+from ssvae.config.legacy import UNSUPPORTED_UNLESS_OFF
+from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError
 
 
 @dataclasses.dataclass
@@ -311,7 +311,7 @@ FILE_DATASETS = ("mnist", "fashion_mnist")
 @rule
 def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
     """mnist / fashion_mnist read every file they need from data.path; the embedded datasets read none."""
-    from .. import data
+    from ssvae.data import datasets
 
     d = eff["data"]
     if d["dataset"] not in FILE_DATASETS:
@@ -327,8 +327,8 @@ def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
         out.error("data.path", d["path"], "no such file or folder")
         return
     try:
-        missing = data.missing_files(d["path"])
-    except data.DataError as exc:
+        missing = datasets.missing_files(d["path"])
+    except datasets.DataError as exc:
         out.error("data.path", d["path"], str(exc).removeprefix("data.path: "))
         return
     if missing:
@@ -348,8 +348,8 @@ _SPLIT_KEYS = {
 def splits_hold_every_class(eff: dict, out: Findings) -> None:
     """The draws `load_splits` will make, computed from the labels alone: the pool is big enough for
     num_samples and num_labeled, and test, validation and training each hold an image of every class."""
-    from .. import data
-    from .types import DataConfig
+    from ssvae.data import datasets
+    from ssvae.config.types import DataConfig
 
     if any(e.key == "data.path" for e in out.errors):
         return
@@ -358,21 +358,21 @@ def splits_hold_every_class(eff: dict, out: Findings) -> None:
     official = DATASETS[cfg.dataset]["official_test"]
     num_classes = DATASETS[cfg.dataset]["classes"]
     try:
-        y, y_test = data.labels(cfg.dataset, cfg.path)
-        if data.surely_holds_every_class(np.bincount(y, minlength=num_classes), cfg, official) and (
+        y, y_test = datasets.labels(cfg.dataset, cfg.path)
+        if datasets.surely_holds_every_class(np.bincount(y, minlength=num_classes), cfg, official) and (
                 y_test is None or np.bincount(y_test, minlength=num_classes).min() > 0) and (
                 eff["model"]["prior_type"] != "vamp"
-                or eff["model"]["num_components"] <= data.training_size(len(y), cfg, official)):
+                or eff["model"]["num_components"] <= datasets.training_size(len(y), cfg, official)):
             return
-        index = data.split_index(y, cfg, official)
-    except data.DataError as exc:
+        index = datasets.split_index(y, cfg, official)
+    except datasets.DataError as exc:
         out.error(exc.key or "data.path", exc.value if exc.key else d["path"], str(exc).removeprefix("data.path: "),
                   allowed=exc.allowed)
         return
     if eff["model"]["prior_type"] == "vamp" and eff["model"]["num_components"] > len(index.train):
         out.error("model.num_components", eff["model"]["num_components"], "the VampPrior's pseudo-inputs start as "
                   f"distinct training images, and there are {len(index.train)}", allowed=f"<= {len(index.train)}")
-    for split, classes in data.missing_classes(y, y_test, index, num_classes).items():
+    for split, classes in datasets.missing_classes(y, y_test, index, num_classes).items():
         if split == "test" and official:
             out.error("data.path", d["path"], f"the official test split holds no image of class(es) "
                       f"{', '.join(map(str, classes))}")
@@ -415,8 +415,9 @@ def networks_fit_in_memory(eff: dict, out: Findings) -> None:
 @rule
 def skip_lists_name_known_metrics_and_plots(eff: dict, out: Findings) -> None:
     """A misspelt name in skip_metrics / skip_plots would silently skip nothing."""
-    for key, module, names in (("evaluation.skip_metrics", "metrics", ("METRIC_NAMES", "BASELINE_NAME")),
-                               ("report.skip_plots", "plots", ("PLOT_NAMES",))):
+    for key, module, names in (("evaluation.skip_metrics", "evaluation.metrics", ("METRIC_NAMES", "BASELINE_NAME")),
+                               ("report.skip_plots", "results.plots", ("PLOT_NAMES",))):
+        kind = module.rsplit(".", 1)[1][:-1]
         section, leaf = key.split(".")
         wanted = eff[section][leaf]
         if not wanted:
@@ -429,7 +430,7 @@ def skip_lists_name_known_metrics_and_plots(eff: dict, out: Findings) -> None:
         for i, name in enumerate(wanted):
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-                out.errors.append(ConfigError(out.file, f"{key}.{i}", name, f"no {module[:-1]} of this name",
+                out.errors.append(ConfigError(out.file, f"{key}.{i}", name, f"no {kind} of this name",
                                               allowed=", ".join(known),
                                               suggestion=close[0] if close else None))
 

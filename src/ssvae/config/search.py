@@ -3,7 +3,7 @@
 A search is an adaptive sweep: `trials` runs whose values of the keys in `space` are drawn, trial by trial, from
 one seeded stream each (`numpy.random.default_rng([seed, trial])`), so trial t has the same values however many
 trials the search asks for: adding trials adds runs and leaves the others alone. With `method: halving` the
-trials train in rungs (ssvae.halving) and only the best 1/eta of each rung train on.
+trials train in rungs (ssvae.results.halving) and only the best 1/eta of each rung train on.
 
 Each trial is a run named `<name>-t<trial>` (three digits at least, so names stay put as a search grows).
 """

@@ -8,8 +8,8 @@ import json
 import math
 from pathlib import Path
 
-from .. import naming
-from .types import SECTIONS, ConfigError
+from ssvae import naming
+from ssvae.config.types import SECTIONS, ConfigError
 
 SEED_KEY = "model.random_seed"
 MAX_SWEEP_POINTS = 10_000

@@ -126,6 +126,7 @@ class ModelConfig:
     grad_clip_norm: float | None
     weight_decay: float
     l1_weight: float
+    entropy_weight: float
     dropout_rate: float
     prior_type: str
     num_components: int
