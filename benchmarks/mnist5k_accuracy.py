@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from ssvae import config
+from ssvae.pipeline import validation
 from ssvae.data import datasets
 from ssvae.evaluation import metrics
 from ssvae.model import inference
@@ -91,7 +92,7 @@ def main(argv=None) -> None:
     rows = []
     scratch = tempfile.TemporaryDirectory()
     for path in paths:
-        for plan in config.load_plans(on_dataset(path, args.dataset, Path(scratch.name))):
+        for plan in validation.load_plans(on_dataset(path, args.dataset, Path(scratch.name))):
             base = plan.experiment()
             scores = []
             for seed in args.seeds:

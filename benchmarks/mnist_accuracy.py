@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mnist5k_accuracy import REPO, score, shown
 
-from ssvae import config
+from ssvae.pipeline import validation
 
 BEST = REPO / "configs" / "mnist" / "mnist_best.yaml"
 
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
 
     rows = []
     for path in args.configs or [BEST]:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             base = plan.experiment()
             if base.data.dataset != "mnist":
                 parser.error(f"{shown(str(path))} trains on {base.data.dataset}, not mnist")

@@ -6,12 +6,13 @@ import pytest
 import yaml
 
 from ssvae import config
+from ssvae.pipeline import validation
 
 from conftest import REPO
 
 
 def errors_of(path):
-    (plan,) = config.load_plans(path)
+    (plan,) = validation.load_plans(path)
     return plan.errors
 
 

@@ -280,7 +280,7 @@ def test_entropy_weight_makes_the_unlabeled_predictions_more_confident(tmp_path,
     entropy = {}
     for weight in (0.0, 5.0):
         exp = experiment(tmp_path, f"ent{weight:g}", **{**model, "entropy_weight": weight})
-        train.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
+        fit.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
         probs = inference.load_model(tmp_path / f"run{weight:g}", exp).predict(digits.x_train[~digits.labeled]).y_prob
         entropy[weight] = float(np.mean(-np.sum(probs * np.log(np.maximum(probs, 1e-30)), axis=1)))
         rows = read_history(tmp_path / f"run{weight:g}")

@@ -28,9 +28,11 @@ def _warn(message: str) -> None:
 
 
 def _validate(args) -> int:
+    from ssvae.pipeline import validation
+
     failed = 0
     for path in args.configs:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
                 _out(f"warning: {warning}", file=sys.stderr)
@@ -63,9 +65,11 @@ def existing_run(results: Path, name: str, arch: str, identity: str) -> str | No
 
 
 def _arch(args) -> int:
+    from ssvae.pipeline import validation
+
     status = 0
     for path in args.configs:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             if not plan.ok:
                 status = 1
                 for error in plan.errors:

@@ -11,6 +11,9 @@ run, each either valid (with the effective config, every default resolved) or ca
 - `rules`: one named function per semantic rule (`RULES`).
 - `sweeps`: grid expansion, point labels, plan keys.
 - `loading`: reading a file; `plans`: putting it all together.
+
+Imports only `ssvae.naming`: the checks that read a dataset's files or the metric and plot registries are
+added by `ssvae.pipeline.validation`.
 """
 
 from ssvae.config.legacy import LEGACY_DATASET_VARIANTS, UNSUPPORTED_UNLESS_OFF, normalise_legacy

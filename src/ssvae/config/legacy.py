@@ -1,4 +1,4 @@
-"""The earlier system's config spellings, mapped onto this schema (SPEC section 3)."""
+"""The earlier system's config spellings, mapped onto this schema (docs/configuration.md, "How configs are read")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sweeps (SPEC section 8): grid x seeds expansion, readable point labels, and the workflow's plan keys."""
+"""Sweeps (docs/configuration.md, "sweep"): grid x seeds expansion, readable point labels, and the workflow's
+plan keys."""
 
 from __future__ import annotations
 

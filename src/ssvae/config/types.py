@@ -102,7 +102,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Every model and training knob; see the schema for meanings and SPEC section 6 for formulas."""
+    """Every model and training knob; see the schema for meanings and docs/models.md for formulas."""
 
     num_classes: int
     latent_dim: int

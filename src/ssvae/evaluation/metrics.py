@@ -1,4 +1,4 @@
-"""Evaluation metrics (SPEC section 7): pure functions over numpy arrays, each returning a `Status`.
+"""Evaluation metrics (docs/models.md, "Metrics"): pure functions over numpy arrays, each returning a `Status`.
 
 Every metric is computed from one `Predictions` pass over the evaluated split plus the true labels. A metric
 that does not apply to the model is `disabled` with the reason, one whose inputs are missing is `skipped`,

@@ -1,4 +1,5 @@
-"""Every loss term of SPEC section 6, per sample or per batch, and how they add up to the training objective.
+"""Every loss term of docs/models.md ("Loss terms"), per sample or per batch, and how they add up to the
+training objective.
 
 Terms (names used in history.csv as train_<term> / val_<term>):
   reconstruction  −log p(x|z, c) summed over pixels: BCE on logits, Σ_p (x − x̂)², or the heteroscedastic

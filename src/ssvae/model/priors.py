@@ -1,7 +1,7 @@
 """Priors over the latent z and the component channel c, each with its KL next to it.
 
-Notation (SPEC section 6): q(z|x) = N(μ, σ²) with logσ² = `logvar`; q(c|x) = softmax(ℓ) = r (responsibilities);
-π = softmax(π-logits) the component weights; K components, D latent dimensions.
+Notation (docs/models.md, "Notation"): q(z|x) = N(μ, σ²) with logσ² = `logvar`; q(c|x) = softmax(ℓ) = r
+(responsibilities); π = softmax(π-logits) the component weights; K components, D latent dimensions.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def eval_selection(logits, temperature, straight_through: bool):
 
 
 class SSVAE(nn.Module):
-    """Semi-supervised VAE over the whole model family of SPEC section 6."""
+    """Semi-supervised VAE over the whole model family described in docs/models.md."""
 
     cfg: ModelConfig
 

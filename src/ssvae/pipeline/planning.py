@@ -30,8 +30,8 @@ from typing import Callable, Iterable
 
 from ssvae import config as config_mod
 from ssvae import disk, naming
-from ssvae.results import runs
-from ssvae.results import halving
+from ssvae.pipeline import validation
+from ssvae.results import halving, runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -178,7 +178,7 @@ def _load_file(path: str) -> list[config_mod.Plan] | config_mod.ConfigError:
     """Every plan of one config file, or the one error that stopped it from loading."""
     try:
         with _time_limit(PLAN_SECONDS):
-            return config_mod.load_plans(path)
+            return validation.load_plans(path)
     except _PlanTimeout:
         return config_mod.ConfigError(path, "", None, f"took more than {PLAN_SECONDS} s to load; "
                                       "is a sweep or an alias expanding to something huge?")

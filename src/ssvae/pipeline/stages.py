@@ -18,6 +18,7 @@ from typing import Callable
 from ssvae import config as config_mod
 from ssvae import disk
 from ssvae.results import runlock, runs
+from ssvae.pipeline import validation
 
 PLAN_DIR = ".plan"
 
@@ -31,7 +32,7 @@ def log_line(message: str) -> None:
 
 def validate_config(config_path: str | Path, key: str, out: str | Path, log: Callable[[str], None] = log_line) -> dict:
     """Validate one run of a config; write the effective config to `out`, or raise ConfigErrors (nothing written)."""
-    plan = config_mod.load_plan(config_path, key)
+    plan = validation.load_plan(config_path, key)
     for warning in plan.warnings:
         log(f"warning: {warning}")
     if not plan.ok:
@@ -322,7 +323,7 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
     """Every run of one config through all five stages in this process; returns the run folders."""
     results = Path(results)
     folders = []
-    for plan in config_mod.load_plans(config_path):
+    for plan in validation.load_plans(config_path):
         if not plan.ok:
             raise config_mod.ConfigErrors(plan.errors)
         plan_dir = results / PLAN_DIR / plan.key

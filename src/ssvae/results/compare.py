@@ -1,4 +1,5 @@
-"""Comparison across runs (SPEC section 9): one ranked table of every current run, read against its own baseline.
+"""Comparison across runs (docs/models.md, "Comparison"): one ranked table of every current run, read against its
+own baseline.
 
 Rows come from the run folders' summary.json files (no JAX, no scikit-learn; matplotlib only to draw). The
 unit of the ranking is an *entry*: a single run, or the seeds of one sweep point (runs sharing `metadata.group`
