@@ -191,3 +191,23 @@ def test_thousands_of_trials_plan(write_config):
     plans = config.load_plans(path)
     assert len(plans) == 2000 and all(p.ok for p in plans)
     assert len(set(config.plan_keys(path))) == 2000
+
+
+@pytest.mark.parametrize("method, rungs", [("random", [9]), ("halving", [1, 3, 9])])
+def test_a_trial_run_names_its_search_and_rungs(tmp_path, method, rungs):
+    from ssvae.pipeline import planning
+
+    path = tmp_path / "s.yaml"
+    halving_section = "  halving: {min_epochs: 1, eta: 3}\n" if method == "halving" else ""
+    path.write_text("experiment: {name: s}\ndata: {dataset: digits}\nmodel: {max_epochs: 9}\n"
+                    f"search:\n  method: {method}\n  trials: 2\n  metric: val_objective\n"
+                    "  space: {model.learning_rate: {log_uniform: [0.001, 0.01]}}\n" + halving_section)
+    results = tmp_path / "results"
+    sources = planning.plan_sources([str(path)], results=results)
+    assert list(sources) == ["s.t000", "s.t001"]
+    planning.validate_all(sources, results=results)
+    documents = planning.derive_all(sources, results=results)
+    trial = documents["s.t001"]["search"]
+    assert documents["s.t001"]["run_id"].startswith("s-t001__")
+    assert trial["name"] == "s" and trial["trial"] == 1 and trial["method"] == method
+    assert trial["rungs"] == rungs and (trial["column"], trial["mode"]) == ("val_objective", "min")
