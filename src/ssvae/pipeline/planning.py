@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ssvae import config as config_mod
-from ssvae import disk, naming
+from ssvae import disk, naming, text
 from ssvae.pipeline import validation
 from ssvae.results import halving, runs
 
@@ -339,12 +339,13 @@ def drop_damaged_plan_files(sources: Iterable[str], manifest: str | Path, result
 
 
 def error_text(document: dict) -> str:
-    """The readable message of an invalid plan, as the user sees it."""
+    """The readable message of an invalid plan, as the user sees it (printed to a terminal: a file name holding
+    escape sequences is shown without them)."""
     errors = document["errors"]
     source = " and ".join(document.get("sources") or [document["source"]])
     lines = [f"{source}: invalid config, {len(errors)} error(s):"]
     lines += [f"  - {e['text'] if isinstance(e, dict) else e}" for e in errors]
-    return "\n".join(lines)
+    return text.terminal_lines("\n".join(lines))
 
 
 # derive_arch_code over every plan ----------------------------------------------------------------
