@@ -92,3 +92,13 @@ def test_snakemake_plans_again_over_damaged_files_and_fails_only_the_hazards(tra
     assert "run.json was damaged" in result.output and "validated.json was damaged" in result.output
     assert {f.name for f in run_folders(workspace)} == before
     assert json.loads((results / ".plan" / "alpha" / "run.json").read_text())["run_id"] in before
+
+
+def test_an_invalid_configs_message_holds_no_escape_sequence_from_its_file_name(tmp_path):
+    name = "bad\x1b]0;pwned\x07\u202e.yaml"
+    (tmp_path / name).write_text("model:\n  prior_type: \"\\e[2J\"\n")
+    sources = planning.plan_sources([str(tmp_path / name)], results=tmp_path / "results")
+    documents = planning.validate_all(sources, results=tmp_path / "results")
+    shown = planning.error_text(next(iter(documents.values())))
+    assert "bad" in shown and "prior_type" in shown
+    assert not any(ch in shown for ch in "\x1b\x07\u202e"), repr(shown)

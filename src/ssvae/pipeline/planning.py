@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ssvae import config as config_mod
-from ssvae import disk, naming
-from ssvae.results import runs
+from ssvae import disk, naming, text
 from ssvae.pipeline import validation
+from ssvae.results import halving, runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -339,12 +339,13 @@ def drop_damaged_plan_files(sources: Iterable[str], manifest: str | Path, result
 
 
 def error_text(document: dict) -> str:
-    """The readable message of an invalid plan, as the user sees it."""
+    """The readable message of an invalid plan, as the user sees it (printed to a terminal: a file name holding
+    escape sequences is shown without them)."""
     errors = document["errors"]
     source = " and ".join(document.get("sources") or [document["source"]])
     lines = [f"{source}: invalid config, {len(errors)} error(s):"]
     lines += [f"  - {e['text'] if isinstance(e, dict) else e}" for e in errors]
-    return "\n".join(lines)
+    return text.terminal_lines("\n".join(lines))
 
 
 # derive_arch_code over every plan ----------------------------------------------------------------
@@ -354,8 +355,11 @@ def run_document(plan: dict, results: str | Path) -> dict:
     arch = naming.arch_code(plan["effective"]["model"])
     ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
     run_id = naming.RunId(plan["name"], arch, ts)
-    return {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-            "identity": plan["identity"]}
+    document = {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
+                "identity": plan["identity"]}
+    if plan.get("search"):
+        document["search"] = halving.trial_document(plan["search"], plan["effective"]["model"]["max_epochs"])
+    return document
 
 
 def _shared_runs(plans: dict[str, dict]) -> dict[str, list[str]]:
