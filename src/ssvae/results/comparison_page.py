@@ -126,17 +126,18 @@ def _cell(value: Any):
 def _dimensions(rows: list[dict], keys: list[str]) -> list[dict]:
     """One parallel-coordinates axis per key that differs within these rows (numbers as they are, anything
     else as categories), then accuracy."""
+    # plotly reads a few HTML tags in axis labels and ticks (<a href>, <b>, ...): config text goes in escaped
     dims = []
     for key in keys:
         values = [r.get(key) for r in rows]
         if len({json.dumps(v) for v in values}) < 2:
             continue
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            dims.append({"label": key, "values": values})
+            dims.append({"label": text.html_text(key), "values": values})
         else:
             labels = sorted({str(v) for v in values})
-            dims.append({"label": key, "values": [labels.index(str(v)) for v in values],
-                         "tickvals": list(range(len(labels))), "ticktext": labels})
+            dims.append({"label": text.html_text(key), "values": [labels.index(str(v)) for v in values],
+                         "tickvals": list(range(len(labels))), "ticktext": [text.html_text(t) for t in labels]})
     dims.append({"label": "accuracy %", "values": [r.get("accuracy %") for r in rows]})
     return dims
 
