@@ -8,8 +8,6 @@ import yaml
 from ssvae import config
 from ssvae.pipeline import validation
 
-from conftest import REPO
-
 
 def errors_of(path):
     (plan,) = validation.load_plans(path)
@@ -42,10 +40,6 @@ def test_dataclasses_cover_exactly_the_schema_keys():
                           ("model", config.ModelConfig), ("evaluation", config.EvaluationConfig),
                           ("report", config.ReportConfig)]:
         assert {f.name for f in dataclasses.fields(kind)} == set(props[section]["properties"]), section
-
-
-def test_workflow_schema_is_the_library_schema():
-    assert (REPO / "workflow/schemas/experiment.schema.yaml").read_text() == config._schema_text()
 
 
 def test_unknown_key_suggests_the_closest(write_config):

@@ -36,7 +36,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ssvae import disk, document, text
+from ssvae.config.types import MIXTURE_PRIORS
 from ssvae.results import diagnostics, relevance, runs
+from ssvae.results import summary as summary_mod
 from ssvae.document import format_value
 
 # metric -> (row column, higher is better, column title)
@@ -65,21 +67,6 @@ COMPARED_SECTIONS = ("data", "model", "evaluation")
 MAX_RANKED_SHOWN = 50
 MAX_KEY_COLUMNS = 10
 RANKABLE = ("success", "partial")
-
-
-def _get(doc: Any, *path, default=None):
-    for key in path:
-        if not isinstance(doc, dict) or key not in doc:
-            return default
-        doc = doc[key]
-    return doc
-
-
-def _success_value(entry: Any, key: str | None = None):
-    if not isinstance(entry, dict) or entry.get("status") != "success":
-        return None
-    value = entry.get("value")
-    return value.get(key) if key and isinstance(value, dict) else value
 
 
 def seedless_identity(config: dict) -> str | None:
@@ -115,14 +102,11 @@ def summary_row(base: dict, summary: dict) -> dict:
     meta = summary.get("metadata") or {}
     config = summary.get("config") or {}
     evaluation = summary.get("evaluation") or {}
-    metrics = evaluation.get("metrics") or {}
     training = summary.get("training") or {}
     model = config.get("model") or {}
     data = config.get("data") or {}
-    is_mixture = model.get("prior_type") in relevance.MIXTURE_PRIORS
-    n = evaluation.get("num_examples")
-    accuracy = _success_value(metrics.get("accuracy"))
-    baseline = _success_value(_get(evaluation, "baseline", "logistic_regression"), "accuracy")
+    is_mixture = model.get("prior_type") in MIXTURE_PRIORS
+    numbers = summary_mod.headline(training, evaluation)
     group = meta.get("group")
     codes = [d.get("code") for d in summary.get("diagnostics") or [] if isinstance(d, dict)]
     return {
@@ -143,23 +127,9 @@ def summary_row(base: dict, summary: dict) -> dict:
         "num_labeled": data.get("num_labeled"),
         "seed": meta.get("seed", model.get("random_seed")),
         "data_seed": data.get("seed"),
-        "split": evaluation.get("split"),
-        "n": n,
-        "accuracy": accuracy,
-        "accuracy_se": diagnostics.binomial_se(accuracy, n),
-        "baseline_accuracy": baseline,
-        "gain": accuracy - baseline if accuracy is not None and baseline is not None else None,
-        "gain_se": diagnostics.gain_se(accuracy, baseline, n),
-        "elbo": _success_value(metrics.get("elbo"), "elbo"),
-        "likelihood": _success_value(metrics.get("elbo"), "likelihood"),
-        "k_eff": _success_value(metrics.get("k_eff")),
-        "clustering_accuracy": _success_value(metrics.get("clustering_accuracy")),
-        "nmi": _success_value(metrics.get("nmi")),
-        "ece": _success_value(metrics.get("calibration"), "ece"),
-        "best_epoch": training.get("best_epoch"),
-        "epochs_completed": training.get("epochs_completed"),
-        "stopped_early": training.get("stopped_early"),
-        "training_time_sec": training.get("training_time_sec"),
+        "split": numbers["split"],
+        "n": numbers["num_examples"],
+        **{key: value for key, value in numbers.items() if key not in ("split", "num_examples")},
         "warnings": [c for c in codes if c],
         "other_warnings": max(0, len(summary.get("warnings") or []) - len(codes)),
         "config": config,
