@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from ssvae import config, disk, naming, text
+from ssvae import config, disk, document, naming, text
 from ssvae.results import runs
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
@@ -96,9 +96,7 @@ def _fmt(value, digits=3) -> str:
 
 
 def _points(value, se=None) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:+.1f}" + (f"±{100 * se:.1f}" if se is not None else "")
+    return document.plus_minus(value, se, signed=True, sep="±", missing="-")
 
 
 def _date(ts: str) -> str:

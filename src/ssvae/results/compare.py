@@ -368,7 +368,7 @@ def _fixed(value, fmt: str) -> str:
 
 
 def _pct(value, se=None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
+    return document.plus_minus(value, se, sep=PM)
 
 
 def _accuracy_cell(entry: dict) -> str:
@@ -401,7 +401,7 @@ def _vs_best_cell(entry: dict) -> str:
         return ""
     if vs["best"]:
         return "best"
-    diff = f"{100 * vs['diff']:+.1f}" + (f"{PM}{100 * vs['se']:.1f}" if vs["se"] is not None else "")
+    diff = document.plus_minus(vs["diff"], vs["se"], signed=True, sep=PM)
     return f"≈\u00a0tied ({diff})" if vs["tied"] else diff
 
 
@@ -415,13 +415,13 @@ def _seeds_text(entry: dict) -> str:
 def _gain_cell(entry: dict) -> str:
     if entry["single"] is not None:
         gain, se = entry["single"]["gain"], entry["single"].get("gain_se")
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * se:.1f}\u00a0SE" if se is not None
-                                                                  else "")
+        text = document.plus_minus(gain, se, signed=True, sep=PM) + ("\u00a0SE" if gain is not None and se is not None
+                                                                    else "")
     else:
         stat = entry["stats"]["gain"]
         gain = stat["mean"]
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * stat['std']:.1f}\u00a0sd"
-                                                             if stat["std"] is not None else "")
+        text = document.plus_minus(gain, stat["std"], signed=True, sep=PM) + (
+            "\u00a0sd" if gain is not None and stat["std"] is not None else "")
     return f"▼\u00a0{text}" if gain is not None and gain < 0 else text
 
 

@@ -143,20 +143,6 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
 
 # REPORT.md ----------------------------------------------------------------------------------------
 
-def percent(value, se=None) -> str:
-    """0.7123 -> `71.2%`, with ` ± 2.4` (points) when a standard error is given."""
-    if value is None:
-        return "—"
-    return f"{100 * value:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
-def points(gain, se=None) -> str:
-    """A difference of two accuracies in percentage points, signed: `+4.8 ± 2.1`."""
-    if gain is None:
-        return "—"
-    return f"{100 * gain:+.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
 def elbo_label(summary: dict, split: str) -> str:
     kind = summary_mod.success_value((summary["evaluation"].get("metrics") or {}).get("elbo"), "likelihood")
     if kind == "squared_error":
@@ -172,17 +158,18 @@ def _headline_lines(summary: dict) -> list[str]:
     n = evaluation.get("num_examples")
     baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME) or {}
     if baseline.get("status") == "success":
-        base_text = percent(h["baseline_accuracy"], diagnostics.binomial_se(h["baseline_accuracy"], n))
+        base_text = document.plus_minus(h["baseline_accuracy"], diagnostics.binomial_se(h["baseline_accuracy"], n),
+                                        unit="%")
     else:
         base_text = f"{_mark(baseline.get('status', '—'))}: {baseline.get('reason') or ''}".strip(": ")
     labeled = evaluation.get("num_labeled_train")
     gain = h.get("gain")
-    gain_text = points(gain, h.get("gain_se"))
+    gain_text = document.plus_minus(gain, h.get("gain_se"), signed=True)
     if gain is not None:
         gain_text += " points" + (" — **below the baseline**" if gain < 0 else "")
     rows = [
         [f"{split} accuracy (this model), ± binomial standard error on {format_value(n)} images",
-         percent(h["accuracy"], h.get("accuracy_se"))],
+         document.plus_minus(h["accuracy"], h.get("accuracy_se"), unit="%")],
         [f"{split} accuracy, logistic regression on raw pixels ({labeled} labeled training images, the same ones)",
          base_text],
         ["gain over the baseline (± standard error of the difference)", gain_text],
