@@ -260,6 +260,26 @@ def test_entropy_weight_makes_the_unlabeled_predictions_more_confident(tmp_path,
     assert entropy[5.0] < entropy[0.0] - 0.05, entropy
 
 
+def test_consistency_weight_makes_predictions_agree_under_shifts(tmp_path, digits, write_config):
+    """Trained with the consistency term, p(y|x) changes less between two shifts of an image than without."""
+    shifted = np.roll(digits.x_train[~digits.labeled], 1, axis=2)
+    change = {}
+    for weight in (0.0, 20.0):
+        document = {"experiment": {"name": f"cons{weight:g}"},
+                    "data": {"dataset": "digits", "num_labeled": 60, "num_samples": 800, "augment_shift": 1},
+                    "model": {**SMALL, "max_epochs": 3, "batch_size": 64, "learning_rate": 0.01,
+                              "consistency_weight": weight}}
+        exp = config.load_experiment(write_config(yaml.safe_dump(document), name=f"cons{weight:g}.yaml"))
+        fit.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
+        model = inference.load_model(tmp_path / f"run{weight:g}", exp)
+        p, q = model.predict(digits.x_train[~digits.labeled]).y_prob, model.predict(shifted).y_prob
+        change[weight] = float(np.mean(np.sum((p - q) ** 2, axis=1)))
+        rows = read_history(tmp_path / f"run{weight:g}")
+        assert (float(rows[-1]["train_consistency"]) > 0) == (weight > 0)
+        assert float(rows[-1]["val_consistency"]) == 0.0
+    assert change[20.0] < 0.7 * change[0.0], change
+
+
 def test_mixture_history_is_logged_every_n_epochs_and_at_the_first_and_last(tmp_path, digits):
     model = {**SMALL, "prior_type": "mixture", "num_components": 10, "max_epochs": 4, "patience": 10}
     exp = experiment(tmp_path, "every", **model, mixture_history_log_every=3)

@@ -21,7 +21,7 @@ from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, Conf
 
 # Model keys added after runs were trained, with the value that means "as before": at that value a key is left
 # out of the run identity, so adding it retrains nothing.
-IDENTITY_NEUTRAL = {"entropy_weight": 0.0}
+IDENTITY_NEUTRAL = {"entropy_weight": 0.0, "consistency_weight": 0.0}
 
 
 def run_identity(effective: dict) -> str:

@@ -198,6 +198,15 @@ def augment_shift_within_the_image(eff: dict, out: Findings) -> None:
 
 
 @rule
+def consistency_needs_augmentation(eff: dict, out: Findings) -> None:
+    """Consistency regularisation compares two random shifts of an image: without shifts they are the same."""
+    if eff["model"]["consistency_weight"] > 0 and not eff["data"]["augment_shift"]:
+        out.error("model.consistency_weight", eff["model"]["consistency_weight"], "compares the classifier on two "
+                  "random shifts of each training image, and data.augment_shift is 0 (no shifts): the term would "
+                  "always be 0", allowed="0, or set data.augment_shift >= 1")
+
+
+@rule
 def grid_needs_perfect_square(eff: dict, out: Findings) -> None:
     m = eff["model"]
     k = m["num_components"]

@@ -127,6 +127,7 @@ class ModelConfig:
     weight_decay: float
     l1_weight: float
     entropy_weight: float
+    consistency_weight: float
     dropout_rate: float
     prior_type: str
     num_components: int

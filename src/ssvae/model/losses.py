@@ -11,6 +11,7 @@ Terms (names used in history.csv as train_<term> / val_<term>):
   diversity       entropy of the batch-mean usage H(mean_b r_b)
   classification  mean over labeled samples of −log p(y|x) (head or τ-classifier)
   entropy         mean over unlabeled samples of H(p(y|x)) = −Σ_y p(y|x) log p(y|x) (entropy minimisation)
+  consistency     mean over samples of Σ_y (p(y|x') − p(y|x''))², x', x'' two random shifts of x (training only)
   l1              Σ|θ| over weight matrices
 `weighted_terms` turns their batch means into the contributions to the loss (each × its weight, the c-terms also
 × the KL_c anneal scale s_c, schedules.py), and the loss is the sum of the contributions.
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 from ssvae.model import classifiers, priors
 from ssvae.config import ModelConfig
 
-TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy", "l1")
+TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy", "consistency", "l1")
 PER_SAMPLE_TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "classification", "entropy")
 UNSUPERVISED_TERMS = tuple(t for t in TERMS if t != "classification")
 
@@ -116,6 +117,11 @@ def prediction_entropy(probs):
     return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.maximum(probs, 1e-30)), 0.0), axis=-1)
 
 
+def consistency_term(probs, probs_other, weights):
+    """Batch mean over the samples that count of Σ_y (p(y|x') − p(y|x''))² (both views carry gradients)."""
+    return classifiers.masked_mean(jnp.sum(jnp.square(probs - probs_other), axis=-1), weights)
+
+
 def class_probabilities(cfg: ModelConfig, outputs, tau):
     """p(y|x): softmax of the head, or r·τ."""
     if cfg.use_tau_classifier:
@@ -179,7 +185,7 @@ def batch_means(terms: dict, weights, labeled) -> dict:
 def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
     """Each term's contribution to the loss: recon_weight·rec, kl_weight·KL_z, kl_c_weight·s_c·KL_c,
     c_logit_prior_weight·s_c·logit-MoG, dirichlet_weight·penalty, component_diversity_weight·H(p̂),
-    label_weight·classification, entropy_weight·H(p(y|x)), l1_weight·L1 (terms a config does not use contribute 0)."""
+    label_weight·classification, entropy_weight·H(p(y|x)), consistency_weight·consistency, l1_weight·L1 (terms a config does not use contribute 0)."""
     weights = {
         "reconstruction": cfg.recon_weight,
         "kl_z": cfg.kl_weight,
@@ -189,6 +195,7 @@ def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
         "diversity": cfg.component_diversity_weight if cfg.is_mixture else None,
         "classification": cfg.label_weight,
         "entropy": cfg.entropy_weight,
+        "consistency": cfg.consistency_weight,
         "l1": cfg.l1_weight,
     }
     # A term a config does not use contributes an exact 0 (never 0·NaN).

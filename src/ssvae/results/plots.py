@@ -181,6 +181,7 @@ LOSS_TERMS = (
     ("diversity", "usage entropy H(mean r)"),
     ("classification", "classification"),
     ("entropy", "prediction entropy H(p(y|x))"),
+    ("consistency", "consistency of p(y|x) under shifts"),
     ("l1", "L1 penalty"),
 )
 TERM_NAMES = tuple(term for term, _ in LOSS_TERMS if term != "loss")

@@ -112,17 +112,24 @@ class TrainProgram:
         return order, weights
 
     # one step ------------------------------------------------------------------------------------
-    def loss_fn(self, params, counts, x, y, w, key, epoch):
-        """The training objective of one batch (params: the model's parameter tree) and what the step records."""
+    def loss_fn(self, params, counts, x, y, w, key, epoch, x_view=None):
+        """The training objective of one batch (params: the model's parameter tree) and what the step records.
+        `x_view`: a second random shift of the batch, for the consistency term (None: the term is 0)."""
         cfg = self.cfg
         key_model, key_kl = jax.random.split(key)
-        outputs = self.model.apply({"params": params}, x, key_model, schedules.gumbel_temperature(cfg, epoch))
+        temperature = schedules.gumbel_temperature(cfg, epoch)
+        outputs = self.model.apply({"params": params}, x, key_model, temperature)
         labeled = w * (y >= 0)
         per_sample = losses.per_sample_terms(cfg, outputs, x, y, self.tau(counts), key_kl)
         means = losses.batch_means(per_sample, w, labeled)
         means.update(losses.batch_terms(cfg, params, outputs, w))
-        contributions = losses.weighted_terms(cfg, means, schedules.kl_c_scale(cfg, epoch))
         probs = losses.class_probabilities(cfg, outputs, self.tau(counts))
+        means["consistency"] = jnp.zeros((), jnp.float32)
+        if x_view is not None:
+            other = self.model.apply({"params": params}, x_view, jax.random.fold_in(key_model, 1), temperature)
+            means["consistency"] = losses.consistency_term(probs, losses.class_probabilities(cfg, other,
+                                                                                             self.tau(counts)), w)
+        contributions = losses.weighted_terms(cfg, means, schedules.kl_c_scale(cfg, epoch))
         correct = jnp.sum(labeled * (jnp.argmax(probs, axis=-1) == y))
         return losses.total(contributions), (means, contributions, outputs, correct)
 
@@ -139,10 +146,13 @@ class TrainProgram:
         w = jax.lax.dynamic_index_in_dim(weights, i, keepdims=False)
         x, y = x_all[idx], y_all[idx]
         step_key = jax.random.fold_in(jax.random.fold_in(train_key, epoch), i + 1)
+        x_view = None
+        if self.cfg.consistency_weight > 0:
+            x_view = augment.random_shift(jax.random.fold_in(step_key, augment.KEY_STREAM + 1), x, self.augment_shift)
         x = augment.random_shift(jax.random.fold_in(step_key, augment.KEY_STREAM), x, self.augment_shift)
 
         def objective(params):
-            return self.loss_fn(params, state.tau_counts, x, y, w, step_key, epoch)
+            return self.loss_fn(params, state.tau_counts, x, y, w, step_key, epoch, x_view)
 
         # Differentiate with respect to the tree and concatenate the gradients once: the gradient of
         # `unflatten` itself would pad every layer's gradient to its group's length and add them up.
@@ -228,6 +238,7 @@ class TrainProgram:
         log_pi = chunks[0].get("log_pi")
         usage = None
         means["diversity"] = zero
+        means["consistency"] = zero  # a training-time term: validation images are not shifted
         if cfg.is_mixture:
             r = cat("responsibilities")
             usage = jnp.sum(w[:, None] * r, axis=0) / n
