@@ -215,4 +215,5 @@ def test_consistency_needs_shifted_images(write_config):
     errors = errors_of(write_config("data:\n  dataset: digits\nmodel:\n  consistency_weight: 1.0\n"))
     assert [(e.key, e.value) for e in errors] == [("model.consistency_weight", 1.0)]
     assert "augment_shift" in errors[0].allowed
-    assert errors_of(write_config("data:\n  dataset: digits\n  augment_shift: 1\nmodel:\n  consistency_weight: 1.0\n")) == []
+    consistent = "data:\n  dataset: digits\n  augment_shift: 1\nmodel:\n  consistency_weight: 1.0\n"
+    assert errors_of(write_config(consistent)) == []

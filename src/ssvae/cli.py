@@ -187,9 +187,9 @@ def _config_values(row: dict, keys: list[str]) -> dict:
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
-          "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
-          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path",
-          "progress")
+          "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo",
+          "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings",
+          "path", "progress")
 
 
 def _runs(args) -> int:

@@ -4,8 +4,8 @@
 matrices, VampPrior pseudo-inputs, the rest), instead of one array per layer. Adam, weight decay and clipping
 act elementwise or on the global norm, so the update is the same as on the per-layer tree; but the compiled step
 then holds a handful of optimiser updates instead of one per layer and optimiser slot, which is most of what XLA
-spends compiling a small model (benchmarks/RESULTS.md has the measurement). The model sees the usual tree: `unflatten` inside the compiled functions (slices and reshapes), on the host for
-checkpoints.
+spends compiling a small model (benchmarks/RESULTS.md has the measurement). The model sees the usual tree:
+`unflatten` inside the compiled functions (slices and reshapes), on the host for checkpoints.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae.model import losses
 from ssvae.config import ModelConfig
+from ssvae.model import losses
 from ssvae.model.vae import build_model
 
 # Group names are chosen so that the path rules (weight decay on "kernel", the pseudo-inputs' own learning rate)

@@ -30,8 +30,8 @@ from typing import Callable, Iterable
 
 from ssvae import config as config_mod
 from ssvae import disk, naming
-from ssvae.results import runs
 from ssvae.pipeline import validation
+from ssvae.results import runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"

@@ -17,8 +17,8 @@ from typing import Callable
 
 from ssvae import config as config_mod
 from ssvae import disk
-from ssvae.results import runlock, runs
 from ssvae.pipeline import validation
+from ssvae.results import runlock, runs
 
 PLAN_DIR = ".plan"
 

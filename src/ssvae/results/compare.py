@@ -37,9 +37,9 @@ import numpy as np
 
 from ssvae import disk, document, text
 from ssvae.config.types import MIXTURE_PRIORS
+from ssvae.document import format_value
 from ssvae.results import diagnostics, relevance, runs
 from ssvae.results import summary as summary_mod
-from ssvae.document import format_value
 
 # metric -> (row column, higher is better, column title)
 RANK_METRICS = {
@@ -54,7 +54,8 @@ RANK_METRICS = {
 }
 AGGREGATED = ("accuracy", "baseline_accuracy", "gain", "elbo", "k_eff", "clustering_accuracy", "nmi", "ece",
               "training_time_sec")
-COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
+COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status",
+           "superseded_by", "dataset", "prior",
            "num_components", "latent_dim", "num_labeled", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se",
            "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood", "k_eff", "clustering_accuracy", "nmi", "ece",
            "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings")
@@ -498,7 +499,8 @@ def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
         scale = 100 if column in ("accuracy", "gain", "baseline_accuracy") else 1
         spread = _mean_std(values)
         rows.append([text.markdown_text(sweep), text.markdown_code(arch), str(len(members)),
-                     str(sum(len(e["members"]) for e in members)), text.markdown_text(best["label"]), _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
+                     str(sum(len(e["members"]) for e in members)), text.markdown_text(best["label"]),
+                     _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
                      if column in best["stats"] else "—",
                      _pm(spread, scale, ".1f" if scale == 100 else None)])
     unit = " (%)" if metric in ("accuracy", "gain") else ""
@@ -545,7 +547,8 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
              "baseline. *vs best*: the difference from the block's best entry ± the standard error of that "
              "difference (a seed group's SE: √(sd²/seeds + SE²), the spread of its mean plus the test-set error that "
              f"averaging seeds on the same images does not remove); **≈ tied** when it is within {TIE_SES:g} "
-             "standard errors. ELBO is compared only within one likelihood (one column each). Key columns: the config keys "
+             "standard errors. ELBO is compared only within one likelihood (one column each). Key columns: "
+             "the config keys "
              "that differ between the entries of the block ('n/a': the key does not act on that model).", ""]
     if links:
         lines += ["![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
@@ -586,8 +589,8 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
         lines += ["## Runs not ranked", "", "Folders without a usable summary.json: the stage they reached, or why "
                   "they cannot be read.", ""]
         lines += document.table(["run", "stage / status", "reason"],
-                                [[r["run_id"], text.markdown_text(r["status"]), text.markdown_text(r.get("reason") or "")]
-                                 for r in apart])
+                                [[r["run_id"], text.markdown_text(r["status"]),
+                                  text.markdown_text(r.get("reason") or "")] for r in apart])
         lines.append("")
     return "\n".join(lines)
 
@@ -722,7 +725,8 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
 
     Returns {"rows": every run folder's row, "ranked": the ranked entries (block after block), "blocks": the
-    ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
+    ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys,
+    "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
     """
     if metric not in RANK_METRICS:
         raise ValueError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")

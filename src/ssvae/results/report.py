@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ssvae import disk, document, text
-from ssvae.results import diagnostics, relevance
-from ssvae.results import summary as summary_mod
-from ssvae.evaluation import metrics as metrics_mod
-from ssvae.results import plots as plots_mod
 from ssvae.config import SECTIONS, Experiment
 from ssvae.document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
+from ssvae.evaluation import metrics as metrics_mod
 from ssvae.evaluation.predictions import read_predictions
+from ssvae.results import diagnostics, relevance
+from ssvae.results import plots as plots_mod
+from ssvae.results import summary as summary_mod
 
 # 2: headline with n, standard errors and gain; `diagnostics`
 SCHEMA_VERSION = 2
@@ -218,7 +218,8 @@ def _metric_lines(summary: dict) -> list[str]:
             for base_name, base in (evaluation.get("baseline") or {}).items():
                 ok = base.get("status") == "success"
                 note = metrics_mod.DESCRIPTIONS.get(base_name) if ok else base.get("reason")
-                rows.append([f"`accuracy` of baseline `{base_name}`", format_value(summary_mod.success_value(base, "accuracy")),
+                rows.append([f"`accuracy` of baseline `{base_name}`",
+                             format_value(summary_mod.success_value(base, "accuracy")),
                              _mark(base.get("status")), note or ""])
     for name, entry in (evaluation.get("artifacts") or {}).items():
         if entry.get("status") != "success":
