@@ -9,10 +9,11 @@ import fnmatch
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from ssvae import config, disk, document, naming, text
+from ssvae import config, disk, document, naming, shapes, text
 from ssvae.results import runs
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
@@ -252,10 +253,25 @@ def _runs(args) -> int:
 
 # show / diff --------------------------------------------------------------------------------------
 
+RUN_SPEC = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
 def resolve_run(results: Path, spec: str, rows: list[dict]) -> dict:
-    """A run from a run id, a run folder path, a unique run-id prefix, or an experiment name (its current run)."""
-    if Path(spec).is_dir():
-        spec = Path(spec).resolve().name
+    """A run from a run id, a run folder path, a unique run-id prefix, or an experiment name (its current run).
+
+    Nothing else: a folder outside `results`, an empty argument or one with characters no run id has is an
+    error (`/` or `''` would otherwise name the one run of a folder, or the current folder)."""
+    if not spec.strip():
+        raise SystemExit(f"an empty run name; give a run id, a run folder under {results} or an experiment name")
+    if "/" in spec or spec in (".", "..") or Path(spec).is_dir():
+        folder = Path(spec).resolve()
+        if folder.parent != Path(results).resolve() or not folder.is_dir():
+            raise SystemExit(f"{text.terminal(spec)!r} is not a run folder under {results} (give a run id, a "
+                             f"folder {results}/<run id> or an experiment name)")
+        spec = folder.name
+    if not RUN_SPEC.fullmatch(spec):
+        raise SystemExit(f"{text.terminal(spec)!r} is not a run id, a run folder or an experiment name (they "
+                         "hold only a-z, 0-9, '_' and '-')")
     by_id = {r["run_id"]: r for r in rows}
     if spec in by_id:
         return by_id[spec]
@@ -347,8 +363,8 @@ def _show(args) -> int:
             return _show_sweep(args, members)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = disk.read_json_or_reason(folder / "summary.json")
-    summary = summary if isinstance(summary, dict) else {}
+    summary, _ = shapes.read(folder / "summary.json", "SUMMARY")
+    summary = summary or {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
                                                              "plots": summary.get("plots", {})}, indent=2))

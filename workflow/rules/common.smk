@@ -77,6 +77,13 @@ CONFIGS_DIGEST = ssvae_planning.contents_digest(CONFIG_FILES)
 # at once, each its own set).
 PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
 PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
+# A plan file cut short or of the wrong shape is removed (with the manifest), so that this invocation plans
+# again rather than stopping; the good ones are kept for read_json_cached.
+_PLAN_DOCUMENTS, _DAMAGED_PLAN_FILES = ssvae_planning.drop_damaged_plan_files(
+    PLANS, PLAN_MANIFEST, results="results"
+)
+for _line in _DAMAGED_PLAN_FILES:
+    print(f"warning: {_line}", file=sys.stderr)
 # Planned already, from these very configs: the run ids are read straight away instead of through the
 # checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
 PLANS_CURRENT = ssvae_planning.plans_current(
@@ -99,7 +106,7 @@ RUN_OUTPUTS = [
     "results/{run_id}/figures",
 ]
 
-_json_cache = {}
+_json_cache = dict(_PLAN_DOCUMENTS)
 
 
 def read_json_cached(path):
@@ -215,19 +222,24 @@ def evaluation_section(wildcards):
 
 
 def report_section(wildcards):
+    """What the report depends on beyond its input files, as a digest: a changed description, tag, warning or
+    report key reruns the report, and no text of a config reaches the Snakemake report's page (which lists
+    every job's params inside its own script)."""
     plan = effective_of_run(wildcards)
     effective = plan["effective"]
-    return {
+    section = {
         "report": effective["report"],
         "experiment": effective["experiment"],
         "warnings": plan["warnings"],
     }
+    return hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
 
 
 def figures_category(wildcards):
-    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
+    """The report category of a run's figures: its sweep (the config file, as its sanitised plan key names it)
+    for a sweep point, else its name: never a file name as written, which may hold markup."""
     plan = effective_of_run(wildcards)
-    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
+    return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
 
 
 # Resources ----------------------------------------------------------------------------------------------

@@ -627,7 +627,7 @@ MAX_PLOTTED = 30
 def _plot_label(entry: dict) -> str:
     label = entry["label"] if len(entry["label"]) <= 40 else entry["label"][:39] + "…"
     seeds = f" ({len(entry['members'])} seeds)" if entry["single"] is None else ""
-    return text.plain(f"{label}{seeds} · {entry['arch']}")
+    return text.plot_text(f"{label}{seeds} · {entry['arch']}")
 
 
 def _accuracy_plot(blocks: list[list[dict]]):
@@ -673,7 +673,7 @@ def _accuracy_plot(blocks: list[list[dict]]):
             ax.grid(axis="x", alpha=0.3)
             ax.set_xlabel("accuracy (%)")
             left = f" (top {len(mine)} of {len(block)})" if len(mine) < len(block) else ""
-            ax.set_title(f"{text.plain(block_title(block))}: ranked by accuracy{left}", loc="left", fontsize=10)
+            ax.set_title(f"{text.plot_text(block_title(block))}: ranked by accuracy{left}", loc="left", fontsize=10)
         axes[0].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
                        borderaxespad=0)
         fig.suptitle("Accuracy per entry, ranked within each dataset and test split", fontsize=11)
@@ -707,7 +707,7 @@ def _elbo_plot(rows: list[dict]):
             ax.set_xticklabels(archs, rotation=25, ha="right")
             ax.set_xlim(-0.6, len(archs) - 0.4)
             unit = "−(squared error + KL), not nats" if kind == "squared_error" else "nats / image"
-            ax.set_title(f"{LIKELIHOODS.get(kind, kind)} likelihood")
+            ax.set_title(f"{text.plot_text(LIKELIHOODS.get(kind, kind))} likelihood")
             ax.set_ylabel(f"ELBO ({unit}, higher is better)")
         _legend_right(axes[-1])
         fig.suptitle("ELBO per run, one panel per likelihood (not comparable across panels)")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssvae import disk, document, text
+from ssvae import disk, document, shapes, text
 from ssvae.config import SECTIONS, Experiment
 from ssvae.document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
 from ssvae.evaluation import metrics as metrics_mod
@@ -101,7 +101,10 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         if not (run_dir / required).exists():
             raise FileNotFoundError(f"{run_dir / required} is missing: run the earlier stages first")
     train = disk.read_json(run_dir / "train.json")
-    metrics_doc = disk.read_json(run_dir / "metrics.json")
+    metrics_doc, problem = shapes.read(run_dir / "metrics.json", "METRICS")
+    if problem is not None:
+        raise ValueError(f"{run_dir / 'metrics.json'} cannot be reported: {problem}; run evaluate again "
+                         "(snakemake --forcerun evaluate)")
     warnings = list(warnings)
     history: dict[str, np.ndarray] = {}
     if (run_dir / "history.csv").exists():

@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from ssvae import naming
-from ssvae.disk import read_json, read_json_or_reason, write_json
+from ssvae import naming, shapes
+from ssvae.disk import read_json_or_reason, write_json
 
 PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
 
@@ -124,11 +124,10 @@ def rebuild_ledger(results: str | Path) -> dict[str, int]:
 
 
 def _read_ledger(path: Path) -> dict:
-    try:
-        ledger = read_json(path)
-    except FileNotFoundError:
-        return {}
-    return ledger if isinstance(ledger, dict) else {}
+    """The ledger at `path`; empty when it is missing or damaged (not JSON, or not its shape): the callers then
+    recover every entry from the run folders, the ledger's source of truth."""
+    ledger, _ = shapes.read(path, "LEDGER")
+    return ledger if ledger is not None else {}
 
 
 def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now: dt.datetime | None = None) -> str:
@@ -167,9 +166,7 @@ def _folder_state(folder: Path) -> dict:
         reason = marker.get("reason") if isinstance(marker, dict) else "train_failed.json is unreadable"
         return {"status": "failed", "reason": reason}
     if (folder / "summary.json").exists():
-        summary, problem = read_json_or_reason(folder / "summary.json")
-        if problem is None and not isinstance(summary, dict):
-            problem = f"summary.json holds a {type(summary).__name__}, not an object"
+        summary, problem = shapes.read(folder / "summary.json", "SUMMARY")
         if problem is not None:
             return {"status": "unreadable", "reason": problem}
         missing = [name for name in ("metrics.json", "predictions.npz") if not (folder / name).exists()]
