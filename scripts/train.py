@@ -2,7 +2,10 @@
 
 import _stage
 
-args = _stage.jax_parser(__doc__).parse_args()
+parser = _stage.jax_parser(__doc__)
+parser.add_argument("--rung", type=int, default=None,
+                    help="a halving trial's rung: train on to its epochs if the rung below promoted the trial")
+args = parser.parse_args()
 _stage.setup_jax(args)
 
 from ssvae.pipeline import stages  # noqa: E402  (after the thread limit)
@@ -12,10 +15,13 @@ from ssvae.training import fit
 fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
 validated, run_json = _stage.planned(args)
 try:
-    stages.train(validated, run_json, args.run_dir)
+    if args.rung is None:
+        stages.train(validated, run_json, args.run_dir)
+    else:
+        stages.train_rung(validated, run_json, args.run_dir, args.rung)
 except fit.TrainingDiverged as exc:
     stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in {args.run_dir}/checkpoints/.")
 except fit.TrainingInterrupted as exc:
     stages.fail(f"training interrupted by SIGTERM: {exc}", code=143)
-except (stages.DeviceMissing, runlock.RunFolderBusy) as exc:
+except (stages.DeviceMissing, stages.TrialFailed, runlock.RunFolderBusy) as exc:
     stages.fail(str(exc))

@@ -142,6 +142,8 @@ def _filter(rows: list[dict], args) -> list[dict]:
         rows = [r for r in rows if r.get("dataset") == args.dataset]
     if args.sweep:
         rows = [r for r in rows if args.sweep in (r.get("sweep"), r.get("group"))]
+    if args.search:
+        rows = sorted((r for r in rows if r.get("search") == args.search), key=lambda r: r["trial"])
     if args.since:
         since = _parse_date(args.since, end=False)
         rows = [r for r in rows if r["ts"] >= since]
@@ -192,7 +194,7 @@ def _config_values(row: dict, keys: list[str]) -> dict:
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
           "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
           "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path",
-          "progress")
+          "progress", "search", "trial", "rung", "epochs_trained", "search_value")
 
 
 def _runs(args) -> int:
@@ -222,7 +224,8 @@ def _runs(args) -> int:
             writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
         sys.stdout.write(buffer.getvalue())
         return 0
-    filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "since", "until"))
+    filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "search", "since",
+                                              "until"))
     if not rows:
         _out(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
     else:
@@ -244,6 +247,16 @@ def _runs(args) -> int:
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
             _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if args.search and rows:
+        from ssvae.results import searches
+
+        summary = searches.summarise(rows)
+        winner = summary["winner"]
+        if winner is not None:
+            _out(f"winner: trial {winner['trial']} ({winner['run_id']}), {summary['metric']} "
+                 f"{winner['search_value']:.4f}")
+        _out(f"epochs trained: {summary['epochs_spent']:,} of {summary['epochs_full']:,} for every trial trained "
+             f"to {summary['rungs'][-1]} epochs")
     blocks = {"/".join(block_of(r)[:2]) for r in rows if r.get("accuracy") is not None}
     if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
         _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "
@@ -522,6 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="only runs with this experiment tag")
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--sweep", help="only runs of this sweep (config file stem) or seed group")
+    p.add_argument("--search", help="only the trials of this search (its experiment name), by trial, with the "
+                                    "search's summary")
     p.add_argument("--since", help="runs planned on or after this date (YYYY-mm-dd[THH:MM])")
     p.add_argument("--until", help="runs planned on or before this date")
     p.add_argument("--sort", choices=SORT_KEYS, help="metrics best first, date newest first")

@@ -32,8 +32,8 @@ from typing import Callable, Iterable
 
 from ssvae import config as config_mod
 from ssvae import disk, naming, text
-from ssvae.results import runs
 from ssvae.pipeline import validation
+from ssvae.results import halving, runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -355,8 +355,11 @@ def run_document(plan: dict, results: str | Path) -> dict:
     arch = naming.arch_code(plan["effective"]["model"])
     ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
     run_id = naming.RunId(plan["name"], arch, ts)
-    return {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-            "identity": plan["identity"]}
+    document = {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
+                "identity": plan["identity"]}
+    if plan.get("search"):
+        document["search"] = halving.trial_document(plan["search"], plan["effective"]["model"]["max_epochs"])
+    return document
 
 
 def _shared_runs(plans: dict[str, dict]) -> dict[str, list[str]]:
