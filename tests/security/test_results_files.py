@@ -163,3 +163,19 @@ def test_fifos_and_devices_under_results_neither_hang_nor_crash_the_listing(resu
     assert rows[BAD]["status"] == rows[other.name]["status"] == "unreadable"
     assert rows[failed.name]["status"] == "failed"
     assert runs.recorded_timestamp(results, "good", "x") is None
+
+
+@pytest.mark.parametrize("content", [None, b"[1]", b'{"trials": "x"}', b'{"rung": 0, "trials": [1]}', b"{"])
+def test_a_damaged_or_fifo_search_record_is_left_out_of_the_decisions(tmp_path, content):
+    import os
+
+    from ssvae.results import halving, searches
+
+    folder = tmp_path / halving.SEARCH_DIR / "s"
+    folder.mkdir(parents=True)
+    if content is None:
+        os.mkfifo(folder / "rung0.json")
+    else:
+        (folder / "rung0.json").write_bytes(content)
+    with __import__("ssvae.pipeline.planning", fromlist=["_time_limit"])._time_limit(30):
+        assert searches._promotions(tmp_path, "s") == {}
