@@ -217,3 +217,12 @@ def test_consistency_needs_shifted_images(write_config):
     assert "augment_shift" in errors[0].allowed
     consistent = "data:\n  dataset: digits\n  augment_shift: 1\nmodel:\n  consistency_weight: 1.0\n"
     assert errors_of(write_config(consistent)) == []
+
+
+def test_a_plan_written_before_the_loss_options_existed_reads_them_as_off(write_config):
+    (plan,) = config.load_plans(write_config("data:\n  dataset: digits\n"))
+    old = {**plan.effective, "model": {k: v for k, v in plan.effective["model"].items()
+                                       if k not in ("entropy_weight", "consistency_weight")}}
+    model = config.Experiment.from_effective(old).model
+    assert (model.entropy_weight, model.consistency_weight) == (0.0, 0.0)
+    assert config.run_identity(old) == plan.identity

@@ -57,7 +57,7 @@ def existing_run(results: Path, name: str, arch: str, identity: str) -> str | No
 
     for folder in sorted(results.glob(f"{name}__{arch}__*"), reverse=True):
         try:
-            recorded = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            recorded = yaml.safe_load(disk.read_regular(folder / "config.yaml").decode("utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if isinstance(recorded, dict) and recorded.get("identity") == identity:

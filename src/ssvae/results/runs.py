@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from ssvae import naming, shapes
-from ssvae.disk import read_json_or_reason, write_json
+from ssvae.disk import read_json_or_reason, read_regular, write_json
 
 PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
 
@@ -83,7 +83,7 @@ _IDENTITY_LINE = re.compile(r"^identity: ['\"]?([0-9a-f]+)['\"]?\s*$", re.M)
 def recorded_identity(run_dir: str | Path) -> str | None:
     """The identity a run folder was trained for, from the top-level `identity:` of its config.yaml."""
     try:
-        text = (Path(run_dir) / "config.yaml").read_text()
+        text = read_regular(Path(run_dir) / "config.yaml").decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     match = _IDENTITY_LINE.search(text)

@@ -10,11 +10,10 @@ accuracy is shown beside it, never used to choose.
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 
-from ssvae import document, text
+from ssvae import disk, document, text
 from ssvae.results import diagnostics, halving
 
 
@@ -55,12 +54,14 @@ def _promotions(results_dir: Path, search: str) -> dict[tuple[int, int], bool]:
     decided = {}
     for path in sorted((results_dir / halving.SEARCH_DIR / search).glob("rung*.json")):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
+            record = disk.read_json(path)  # a regular file within the size bound, never a FIFO or a device
+        except (OSError, ValueError, RecursionError):
             continue
-        for row in record.get("trials", []):
-            if row.get("status") == halving.TRAINED:
-                decided[record["rung"], row["trial"]] = bool(row.get("promoted"))
+        if not isinstance(record, dict) or not isinstance(record.get("trials"), list):
+            continue  # a damaged record: the rung is decided again
+        for row in record["trials"]:
+            if isinstance(row, dict) and row.get("status") == halving.TRAINED:
+                decided[record.get("rung"), row.get("trial")] = bool(row.get("promoted"))
     return decided
 
 
