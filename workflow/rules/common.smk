@@ -183,7 +183,8 @@ def run_targets(wildcards):
 def summaries_of_good_runs(wildcards):
     """compare's input: the summary of every run that can be trained. Invalid configs never hold it up, nor
     does a training that diverged before (train_failed.json; the comparison lists it as failed): training is
-    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one."""
+    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one.
+    """
     runs = planned_runs()
     return sorted(
         {
@@ -276,8 +277,9 @@ SLURM = slurm_resources()
 
 def train_threads(wildcards):
     """CPUs of a train job: 1 for the 8x8 digits (a model that trains in a second or two: two jobs side by side
-    beat one job on two threads; the shipped configs finish in 50 s instead of 68 s on 2 cores), 2 for 28x28
-    images (a dense mnist5k epoch 0.098 s on two threads, 0.138 s on one). `--set-threads train=N` overrides."""
+    beat one job on two threads), 2 for 28x28 images (an epoch is markedly faster on two threads than on one;
+    benchmarks/RESULTS.md has both measurements). `--set-threads train=N` overrides.
+    """
     dataset = effective_of_run(wildcards)["effective"]["data"]["dataset"]
     return 1 if dataset == "digits" else 2
 

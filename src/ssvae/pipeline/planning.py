@@ -105,7 +105,7 @@ def _keys_cache_path(results: str | Path) -> Path:
 
 def _read_keys_cache(results: str | Path) -> dict:
     try:
-        cache = json.loads(_keys_cache_path(results).read_text())
+        cache = json.loads(disk.read_regular(_keys_cache_path(results)))
     except (OSError, ValueError):
         return {}
     if not isinstance(cache, dict) or cache.get("code") != code_digest():
@@ -270,7 +270,7 @@ def plans_current(manifest: str | Path, sources: dict[str, list[str]], configs_d
     (by content), and a run.json for every plan written after it. Then the workflow reads the run ids without
     waiting on the derive_arch_code checkpoint (Snakemake would otherwise rebuild the whole DAG once more)."""
     try:
-        recorded = json.loads(Path(manifest).read_text())
+        recorded = json.loads(disk.read_regular(manifest))
         planned_at = Path(manifest).stat().st_mtime_ns
     except (OSError, ValueError):
         return False
@@ -320,7 +320,7 @@ def drop_damaged_plan_files(sources: Iterable[str], manifest: str | Path, result
             path = plan_dir / key / name
             try:
                 stamp = path.stat().st_mtime_ns
-                document = json.loads(path.read_bytes().decode("utf-8"))
+                document = json.loads(disk.read_regular(path).decode("utf-8"))
                 problem = _plan_shape_problem(document, name)
             except FileNotFoundError:
                 continue
