@@ -7,8 +7,9 @@ _stage.setup_jax(args)
 
 from ssvae import checkpoints, stages  # noqa: E402  (after the thread limit)
 
-validated, _ = _stage.planned(args)
-try:
-    stages.evaluate(validated, args.run_dir)
-except checkpoints.CheckpointError as exc:
-    stages.fail(f"cannot evaluate: {exc}")
+with stages.outcome("evaluate", args.run_dir):
+    validated, _ = _stage.planned(args)
+    try:
+        stages.evaluate(validated, args.run_dir)
+    except checkpoints.CheckpointError as exc:
+        stages.fail(f"cannot evaluate: {exc}")

@@ -1,19 +1,35 @@
 """train: fit the run's model; resumes from the last epoch's checkpoint after an interruption."""
 
+import sys
+
 import _stage
 
 args = _stage.jax_parser(__doc__).parse_args()
+
+from ssvae import runlock  # noqa: E402  (JAX-free)
+
+# Held from the first second (before JAX loads) to the last, so the run shows as training for as long as this job
+# lives; a second job on the same folder fails here, leaving the first one's state alone.
+lock = runlock.holding(args.run_dir)
+try:
+    lock.__enter__()
+except runlock.RunFolderBusy as exc:
+    print(exc, file=sys.stderr, flush=True)
+    sys.exit(1)
+
 _stage.setup_jax(args)
 
-from ssvae import runlock, stages, train  # noqa: E402  (after the thread limit)
+from ssvae import stages, train  # noqa: E402  (after the thread limit)
 
 train.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
-validated, run_json = _stage.planned(args)
-try:
-    stages.train(validated, run_json, args.run_dir)
-except train.TrainingDiverged as exc:
-    stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in {args.run_dir}/checkpoints/.")
-except train.TrainingInterrupted as exc:
-    stages.fail(f"training interrupted by SIGTERM: {exc}", code=143)
-except (stages.DeviceMissing, runlock.RunFolderBusy) as exc:
-    stages.fail(str(exc))
+with stages.outcome("train", args.run_dir):
+    validated, run_json = _stage.planned(args)
+    try:
+        stages.train(validated, run_json, args.run_dir)
+    except train.TrainingDiverged as exc:
+        stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in "
+                    f"{args.run_dir}/checkpoints/.")
+    except train.TrainingInterrupted as exc:
+        stages.fail(f"training interrupted by SIGTERM: {exc}", code=stages.INTERRUPTED)
+    except stages.DeviceMissing as exc:
+        stages.fail(str(exc))

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -81,19 +82,36 @@ def test_plan_keys_are_cached_by_content(tmp_path, results):
     assert planning.plan_sources([path], results) == {"sw.s7": [path]}
 
 
-def test_a_current_plan_set_is_recognised_and_an_edit_is_not(tmp_path, results):
+def test_a_current_plan_set_is_recognised_and_any_change_is_not(tmp_path, results):
     files = [write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001))]
-    sources, _, _ = plan(tmp_path, results, files)
-    manifest = results / ".plan" / "sets" / "x.json"
+    sources = planning.plan_sources(files, results)
     digest = planning.contents_digest(files)
-    assert not planning.plans_current(manifest, sources, digest, results)  # never planned under this manifest
-    planning.write_manifest(manifest, sources, digest)
-    planning.derive_all(sources, results)  # run.json written after the manifest, as derive_arch_code does
-    assert planning.plans_current(manifest, sources, digest, results)
+    derived = planning.derived_path(results, "set1", digest)
+    assert not planning.plans_current(derived, sources, results)  # never planned
+    assert planning.missing_plan_outputs(derived, sources, results) == [derived, str(results / ".plan/one/run.json")]
+    planning.validate_all(sources, results)
+    planning.write_derived(derived, planning.derive_all(sources, results), digest)
+    assert planning.plans_current(derived, sources, results)
+    assert planning.missing_plan_outputs(derived, sources, results) == []
+    # an edit names another plan-set file, which does not exist yet
     write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.002))
-    assert not planning.plans_current(manifest, sources, planning.contents_digest(files), results)
+    edited = planning.derived_path(results, "set1", planning.contents_digest(files))
+    assert edited != derived and not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [edited]
+    # planning the edit removes the set's file for the earlier contents: going back plans again
+    planning.validate_all(sources, results)
+    planning.write_derived(edited, planning.derive_all(sources, results), planning.contents_digest(files))
+    assert not Path(derived).exists()
+    # a run.json deleted by hand is asked for again
     (results / ".plan" / "one" / "run.json").unlink()
-    assert not planning.plans_current(manifest, sources, digest, results)
+    assert not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [str(results / ".plan/one/run.json")]
+    # a run.json rewritten since (by another invocation's plan set sharing the key) makes the file stale
+    planning.derive_all(sources, results)
+    later = Path(edited).stat().st_mtime_ns + 10**9
+    os.utime(results / ".plan" / "one" / "run.json", ns=(later, later))
+    assert not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [edited] and not Path(edited).exists()
 
 
 def test_a_lost_ledger_is_recovered_from_the_run_folders(results):

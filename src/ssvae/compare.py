@@ -133,6 +133,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "seedless_identity": seedless_identity(config),
         "status": base.get("status", summary.get("status")),
         "reason": base.get("reason"),
+        "log": base.get("log"),
         "dataset": meta.get("dataset") or data.get("dataset"),
         "tags": list(meta.get("tags") or []),
         "prior": model.get("prior_type"),
@@ -165,7 +166,7 @@ def summary_row(base: dict, summary: dict) -> dict:
 
 def _bare_row(base: dict) -> dict:
     return {key: None for key in COLUMNS} | {k: base.get(k) for k in ("run_id", "name", "arch", "ts", "status",
-                                                                     "reason")} | {"warnings": [], "config": {}}
+                                                                     "reason", "log", "epoch")} | {"warnings": [], "config": {}}
 
 
 def mark_superseded(rows: list[dict], planned: dict[str, str]) -> None:

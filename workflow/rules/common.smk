@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from ssvae import naming as ssvae_naming
 from ssvae import planning as ssvae_planning
 from ssvae import runs as ssvae_runs
+from ssvae import runstate as ssvae_runstate
 
 validate(config, schema="../schemas/workflow.schema.yaml")
 
@@ -77,27 +78,18 @@ CONFIGS_DIGEST = ssvae_planning.contents_digest(CONFIG_FILES)
 # at once, each its own set).
 PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
 PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
+# derive_arch_code's first output, named by the plan set and the configs' contents: any change to the set of
+# configs or to one of them names a file that does not exist yet, so Snakemake must run the checkpoint (it
+# checks only the outputs that something requests, and the checkpoint's target is its first output).
+PLAN_DERIVED = ssvae_planning.derived_path("results", PLAN_SET, CONFIGS_DIGEST)
 # Planned already, from these very configs: the run ids are read straight away instead of through the
 # checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
-PLANS_CURRENT = ssvae_planning.plans_current(
-    PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results"
-)
+PLANS_CURRENT = ssvae_planning.plans_current(PLAN_DERIVED, PLANS, results="results")
 
 # Every stage's outputs, not just the report's: Snakemake does not remake a missing file whose consumer is up
 # to date unless the file itself is asked for (a deleted metrics.json would stay deleted). Costs about 0.25 s
 # of a no-op at 500 runs (benchmarks/dag_scale.py).
-RUN_OUTPUTS = [
-    "results/{run_id}/train.json",
-    "results/{run_id}/history.csv",
-    "results/{run_id}/checkpoints/best.msgpack",
-    "results/{run_id}/metrics.json",
-    "results/{run_id}/predictions.npz",
-    "results/{run_id}/summary.json",
-    "results/{run_id}/REPORT.md",
-    "results/{run_id}/REPORT.html",
-    "results/{run_id}/config.yaml",
-    "results/{run_id}/figures",
-]
+RUN_OUTPUTS = [f"results/{{run_id}}/{path}" for path in ssvae_runstate.RUN_OUTPUTS]
 
 _json_cache = {}
 
@@ -123,14 +115,14 @@ def plan_files(name):
     return [plan_file(key, name) for key in PLANS]
 
 
-# run.json of every plan, read once each time derive_arch_code has rewritten them (it rewrites all at once, so
-# the first one's mtime says whether the cache is current); and the run id -> plan key map built from them.
+# run.json of every plan, read once each time derive_arch_code has rewritten them (it rewrites all at once and
+# then its plan-set file, whose mtime says whether the cache is current); and the run id -> plan key map.
 _runs_cache = {"stamp": None, "documents": {}, "by_run": {}}
 
 
 def _run_documents():
     try:
-        stamp = os.stat(plan_file(next(iter(PLANS)), "run.json")).st_mtime_ns
+        stamp = os.stat(PLAN_DERIVED).st_mtime_ns
     except FileNotFoundError:
         stamp = None
     if stamp != _runs_cache["stamp"]:
@@ -158,8 +150,14 @@ def planned_runs():
 def planning_target(wildcards):
     """The plan set's manifest when the run ids are read directly: keeps validate_config in the DAG, so it
     reruns (and, with it, derive_arch_code) when stale. Not a checkpoint output: a job depending on one is
-    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids."""
-    return [PLAN_MANIFEST] if PLANS_CURRENT else []
+    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids.
+
+    Otherwise the checkpoint's outputs that are missing (its plan-set file when the configs changed, a plan's
+    run.json deleted by hand): Snakemake runs a job for the missing outputs that are asked for, and no others.
+    """
+    if PLANS_CURRENT:
+        return [PLAN_MANIFEST]
+    return ssvae_planning.missing_plan_outputs(PLAN_DERIVED, PLANS, results="results")
 
 
 def run_targets(wildcards):
@@ -175,15 +173,17 @@ def run_targets(wildcards):
 
 def summaries_of_good_runs(wildcards):
     """compare's input: the summary of every run that can be trained. Invalid configs never hold it up, nor
-    does a training that diverged before (train_failed.json; the comparison lists it as failed): training is
-    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one."""
+    does a run whose stage failed before (a `<stage>_failed.json`, e.g. a diverged or crashed training; the
+    comparison lists it as failed): training is deterministic, so waiting for its retry would keep a sweep with
+    one failing point from ever having a comparison. The run is still retried; once it succeeds (its marker
+    removed) the next invocation compares it too."""
     runs = planned_runs()
     return sorted(
         {
             f"results/{run['run_id']}/summary.json"
             for run in runs.values()
             if run["ok"]
-            and not os.path.exists(f"results/{run['run_id']}/train_failed.json")
+            and not ssvae_runstate.failed_stages(f"results/{run['run_id']}")
         }
     )
 
@@ -323,7 +323,8 @@ def validate_every_plan(manifest, log_file):
         ssvae_planning.write_manifest(manifest, PLANS, CONFIGS_DIGEST)
 
 
-def derive_every_plan(log_file):
-    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
+def derive_every_plan(derived, log_file):
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run), then the plan-set file."""
     with readable_write_faults(), plan_log(log_file) as log:
-        ssvae_planning.derive_all(PLANS, results="results", log=log)
+        documents = ssvae_planning.derive_all(PLANS, results="results", log=log)
+        ssvae_planning.write_derived(derived, documents, CONFIGS_DIGEST)

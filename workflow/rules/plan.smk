@@ -32,7 +32,9 @@ checkpoint derive_arch_code:
     input:
         PLAN_MANIFEST,
     output:
-        plan_files("run.json"),
+        # first: the checkpoint's target (see PLAN_DERIVED)
+        derived=PLAN_DERIVED,
+        runs=plan_files("run.json"),
     log:
         f"results/.plan/logs/derive_arch_code.{PLAN_SET}.log",
     benchmark:
@@ -42,7 +44,7 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        derive_every_plan(log[0])
+        derive_every_plan(output.derived, log[0])
 
 
 # The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.
