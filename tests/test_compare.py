@@ -76,7 +76,7 @@ def test_one_ranked_table_best_first_with_runs_below_their_baseline_marked(resul
     assert "[mixy](mixy__mix10_head_plain__20250103_000000/REPORT.md)" in second
     assert "70.0\u00a0±\u00a02.4" in second  # 100·√(0.7·0.3/360) = 2.4 points
     assert "▼\u00a0-5.0\u00a0±\u00a03.3" in second and "▼" not in first
-    assert "| busy__std_head_plain__20250104_000000 | training |" in text  # not ranked, listed apart
+    assert "| busy__std_head_plain__20250104_000000 | interrupted |" in text  # not ranked, listed apart
 
 
 def test_ranking_by_a_chosen_metric(results):

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 import yaml
 
-from ssvae import checkpoints, compiling, config, data, inference, losses, step, train
+from ssvae import (
+    checkpoints,
+    compiling,
+    config,
+    data,
+    inference,
+    losses,
+    runs,
+    step,
+    train,
+)
 from ssvae.rng import run_keys
 
 pytestmark = pytest.mark.jax
@@ -273,3 +283,35 @@ def test_both_parameter_layouts_make_the_same_update(tmp_path, digits):
         trees.append(program.layout.host_tree(state.params))
     for a, b in zip(jax.tree_util.tree_leaves(trees[0]), jax.tree_util.tree_leaves(trees[1])):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def tensorboard_scalars(run_dir) -> dict[str, dict[int, float]]:
+    """tag -> {step: value}, read back by TensorBoard's own loader (what `tensorboard --logdir` shows)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: {e.step: e.value for e in events.Scalars(tag)} for tag in events.Tags()["scalars"]}
+
+
+def test_progress_and_tensorboard_events_follow_a_killed_and_resumed_run(tmp_path, digits, uninterrupted):
+    exp, reference_dir, _ = uninterrupted("mixture-gumbel-head", "scan")
+    run_dir = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop="scan")
+    progress = runs.read_progress(run_dir)
+    assert (progress["phase"], progress["epoch"], progress["max_epochs"]) == ("stopped", 2, 4)
+    assert progress["eta_s"] == pytest.approx(2 * progress["seconds_per_epoch"])
+    assert set(progress["losses"]) >= {"train_loss", "val_loss", "train_kl_z", "val_classification"}
+    assert runs.progress_text(progress).startswith("2/4, ETA ")
+    assert set(tensorboard_scalars(run_dir)["val/loss"]) == {1, 2}
+
+    train.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None, loop="scan")
+    progress = runs.read_progress(run_dir)
+    assert (progress["phase"], progress["epoch"], progress["eta_s"]) == ("finished", 4, 0)
+    history = read_history(reference_dir)
+    assert progress["losses"]["val_loss"] == pytest.approx(float(history[-1]["val_loss"]))
+    scalars = tensorboard_scalars(run_dir)
+    for column, tag in (("train_loss", "train/loss"), ("val_kl_c", "val/kl_c"), ("val_accuracy", "val/accuracy"),
+                        ("kl_c_scale", "schedule/kl_c_scale")):
+        assert scalars[tag] == pytest.approx({int(r["epoch"]): float(r[column]) for r in history}, rel=1e-6)

@@ -12,13 +12,18 @@ import json
 import sys
 from pathlib import Path
 
-from . import config, naming, runs, runstate
+from . import config, naming, runs, runstate, text
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
 
+def _out(line: str = "", file=None) -> None:
+    """Print text that may hold strings from configs or run folders: no control character reaches the terminal."""
+    print(text.terminal_lines(line), file=file or sys.stdout)
+
+
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    _out(f"warning: {message}", file=sys.stderr)
 
 
 def _validate(args) -> int:
@@ -27,14 +32,14 @@ def _validate(args) -> int:
         for plan in config.load_plans(path):
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+                _out(f"warning: {warning}", file=sys.stderr)
             if plan.ok:
-                print(f"ok: {label}: {plan.name}__{plan.arch}")
+                _out(f"ok: {label}: {plan.name}__{plan.arch}")
             else:
                 failed += 1
-                print(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
+                _out(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
                 for error in plan.errors:
-                    print(f"  - {error}", file=sys.stderr)
+                    _out(f"  - {error}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -63,15 +68,15 @@ def _arch(args) -> int:
             if not plan.ok:
                 status = 1
                 for error in plan.errors:
-                    print(f"error: {error}", file=sys.stderr)
+                    _out(f"error: {error}", file=sys.stderr)
                 continue
             run_id = existing_run(args.results, plan.name, plan.arch, plan.identity)
             shown = run_id or f"{plan.name}__{plan.arch}__<YYYYmmdd_HHMMSS>"
             if args.verbose:
                 where = f"exists in {args.results}" if run_id else "not run yet"
-                print(f"{plan.arch}\t{shown}\tidentity {plan.identity}\t{path}\t{where}")
+                _out(f"{plan.arch}\t{shown}\tidentity {plan.identity}\t{path}\t{where}")
             else:
-                print(f"{plan.arch}\t{shown}")
+                _out(f"{plan.arch}\t{shown}")
     return status
 
 
@@ -97,7 +102,7 @@ def _plan(args) -> int:
 
     files = args.configs or default_experiments()
     if not files:
-        print("no experiment configs (give some, or put them in configs/)", file=sys.stderr)
+        _out("no experiment configs (give some, or put them in configs/)", file=sys.stderr)
         return 1
     rows = planning.preview(files, args.results)
     if args.json:
@@ -112,9 +117,9 @@ def _plan(args) -> int:
         table += [("", "", "", "", line) for line in reason[1:]]
     widths = [max(len(t[i]) for t in table) for i in range(4)]
     for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line[:4], widths)) + "  " + line[4])
+        _out("  ".join(cell.ljust(width) for cell, width in zip(line[:4], widths)) + "  " + line[4])
     counts = {action: sum(r["action"] == action for r in rows) for action in planning.ACTIONS}
-    print(f"\n{counts['new']} new, {counts['stale']} stale, {counts['done']} done, {counts['invalid']} invalid: "
+    _out(f"\n{counts['new']} new, {counts['stale']} stale, {counts['done']} done, {counts['invalid']} invalid: "
           f"the next snakemake trains {counts['new'] + sum(r['stage'] == 'train' for r in rows if r['action'] == 'stale')} "
           "run(s)")
     return 1 if counts["invalid"] else 0
@@ -197,8 +202,9 @@ def _sort(rows: list[dict], key: str) -> list[dict]:
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "epoch", "log", "dataset", "tags",
-          "group", "sweep", "seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
-          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path")
+          "group", "sweep", "seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se",
+          "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec",
+          "warnings", "path", "progress")
 
 
 STATUS_FILTERS = (*runstate.STATUSES, "superseded")
@@ -217,10 +223,10 @@ def _not_started(results: Path, rows: list[dict]) -> list[dict]:
     return missing
 
 
-def _check_statuses(text: str) -> None:
-    unknown = [s for s in text.split(",") if s not in STATUS_FILTERS]
+def _check_statuses(wanted: str) -> None:
+    unknown = [s for s in wanted.split(",") if s not in STATUS_FILTERS]
     if unknown:
-        raise SystemExit(f"ssvae runs: --status {text}: unknown status {', '.join(map(repr, unknown))}; "
+        raise SystemExit(f"ssvae runs: --status {wanted}: unknown status {', '.join(map(repr, unknown))}; "
                          f"allowed: {', '.join(STATUS_FILTERS)} (comma-separated)")
 
 
@@ -244,19 +250,22 @@ def _runs(args) -> int:
         writer.writeheader()
         for r in rows:
             out = {k: r.get(k) for k in LISTED}
+            out["progress"] = runs.progress_text(r.get("progress"))
             out["warnings"] = " ".join(r.get("warnings") or [])
             out["tags"] = " ".join(r.get("tags") or [])
-            writer.writerow({k: "" if v is None else v for k, v in out.items()})
+            writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
         sys.stdout.write(buffer.getvalue())
         return 0
     filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "since", "until"))
     if not rows:
-        print(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
+        _out(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
     else:
         header = ("run id", "status", "acc %", "± SE", "baseline %", "gain (points)", "warnings", "date")
         table = []
         for r in rows:
             status = r["status"] + (" (superseded)" if r.get("superseded_by") else "")
+            if r["status"] == "training" and r.get("progress"):
+                status += " " + runs.progress_text(r["progress"])
             warnings = ",".join(r.get("warnings") or [])
             if r.get("other_warnings"):
                 warnings += ("," if warnings else "") + f"+{r['other_warnings']} more"
@@ -268,15 +277,15 @@ def _runs(args) -> int:
                           warnings or "-", _date(r["ts"])))
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
-            print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+            _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
     noted = [r for r in rows if r["status"] in NOTED and r.get("reason")]
     if noted:
-        print()
+        _out()
         for r in noted:
             log = f" (log: {Path(r['path']) / r['log']})" if r.get("log") else ""
-            print(f"{r['run_id']}: {r['status']}: {r['reason']}{log}")
+            _out(f"{r['run_id']}: {r['status']}: {r['reason']}{log}")
     if hidden:
-        print(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
+        _out(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
     return 0
 
 
@@ -336,34 +345,34 @@ def _show(args) -> int:
                                                              "plots": summary.get("plots", {})}, indent=2))
         return 0
     meta = summary.get("metadata") or {}
-    print(f"{row['run_id']}")
-    print(f"  experiment {row['name']} · arch {row['arch']} · {_date(row['ts'])}"
+    _out(f"{row['run_id']}")
+    _out(f"  experiment {row['name']} · arch {row['arch']} · {_date(row['ts'])}"
           + (f" · sweep {row['sweep']}" if row.get("sweep") else ""))
     if meta.get("description"):
-        print(f"  {meta['description'].strip()}")
+        _out(f"  {meta['description'].strip()}")
     if row.get("reason"):
-        print(f"  {row['reason']}")
+        _out(f"  {row['reason']}")
     if row.get("log"):
-        print(f"  log: {folder / row['log']}")
-    print()
+        _out(f"  log: {folder / row['log']}")
+    _out()
     width = max(len(k) for k, _ in _headline_pairs(row))
     for key, value in _headline_pairs(row):
-        print(f"  {key.ljust(width)}  {value}")
+        _out(f"  {key.ljust(width)}  {value}")
     warnings = summary.get("warnings") or []
-    print(f"\nwarnings ({len(warnings)}):" if warnings else "\nwarnings: none")
+    _out(f"\nwarnings ({len(warnings)}):" if warnings else "\nwarnings: none")
     for w in warnings:
-        print(f"  - {w}")
-    print("\nfigures:")
+        _out(f"  - {w}")
+    _out("\nfigures:")
     for name, entry in (summary.get("plots") or {}).items():
         files = (entry.get("value") or {}).get("files") or []
         if entry.get("status") == "disabled":
             continue
         where = ", ".join(str(folder / f) + ("" if (folder / f).exists() else " (missing)") for f in files) or "-"
         note = f"  ({entry['status']}: {entry.get('reason')})" if entry.get("status") != "success" else ""
-        print(f"  {name}: {where}{note}")
+        _out(f"  {name}: {where}{note}")
     for doc in ("REPORT.md", "REPORT.html"):
         if (folder / doc).exists():
-            print(f"report: {folder / doc}")
+            _out(f"report: {folder / doc}")
     return 0
 
 
@@ -389,7 +398,7 @@ def _diff(args) -> int:
                           "config": {k: {"a": flat_a.get(k), "b": flat_b.get(k)} for k in keys},
                           "metrics": {m: {"a": a.get(m), "b": b.get(m)} for m in changed}}, indent=2, default=str))
         return 0
-    print(f"A: {a['run_id']}\nB: {b['run_id']}\n")
+    _out(f"A: {a['run_id']}\nB: {b['run_id']}\n")
     if keys:
         table = [("config key", "A", "B")]
         for k in keys:
@@ -398,10 +407,10 @@ def _diff(args) -> int:
             table.append((k, va, vb))
         widths = [max(len(r[i]) for r in table) for i in range(3)]
         for r in table:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     else:
-        print("the configs are identical")
-    print()
+        _out("the configs are identical")
+    _out()
     if changed:
         table = [("metric", "A", "B", "B − A")]
         for m in changed:
@@ -414,17 +423,26 @@ def _diff(args) -> int:
             table.append((m, _fmt(va, 4), _fmt(vb, 4), delta))
         widths = [max(len(r[i]) for r in table) for i in range(4)]
         for r in table:
-            print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            _out("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     else:
-        print("the headline metrics are identical")
+        _out("the headline metrics are identical")
     return 0
+
+
+def _watch(args) -> int:
+    from . import compare, watch
+
+    if not args.results.is_dir():
+        raise SystemExit(f"ssvae watch: no results folder {args.results} (give --results, or start snakemake first)")
+    return watch.watch(args.results, lambda: compare.run_rows(args.results), interval=args.interval,
+                       grace=args.grace, once=args.once)
 
 
 def _compare(args) -> int:
     from . import compare
 
     result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
-    print(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
+    _out(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
           f"{result['files']['markdown']}")
     return 0
 
@@ -434,7 +452,7 @@ def _legend(args) -> int:
     if args.out:
         runs.write_text(args.out, text)
     else:
-        print(text)
+        _out(text)
     return 0
 
 
@@ -444,10 +462,10 @@ def _run(args) -> int:
     try:
         for config_path in args.configs:
             for folder in stages.run_experiment(config_path, args.results):
-                print(folder)
+                _out(folder)
     except config.ConfigErrors as exc:
         for error in exc.errors:
-            print(f"error: {error}", file=sys.stderr)
+            _out(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
@@ -501,6 +519,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--results", default="results", type=Path)
     p.set_defaults(func=_diff)
+    p = sub.add_parser("watch", help="live view of every run: trainings with epoch, losses and ETA first, then "
+                                     "the finished runs' headlines; refreshes until nothing runs")
+    p.add_argument("--once", action="store_true", help="print the view once and exit (for scripts)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    p.add_argument("--grace", type=float, default=60.0,
+                   help="exit once no training is live and no run folder has changed for this many seconds "
+                        "(default 60; raise it when a cluster queue holds jobs back)")
+    p.add_argument("--results", default="results", type=Path)
+    p.set_defaults(func=_watch)
     p = sub.add_parser("compare", help="rewrite results/COMPARISON.md (+ .html, .csv, plots), ranked by a metric")
     p.add_argument("--sort", default="accuracy", choices=tuple(RANK_METRICS))
     p.add_argument("--results", default="results", type=Path)
@@ -523,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         fault = runs.write_fault(exc)
         if fault is None:
             raise
-        print(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        _out(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
         return 1
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import diagnostics, document, relevance, runs
+from . import diagnostics, document, relevance, runs, text
 from .document import format_value
 
 # metric -> (row column, higher is better, column title)
@@ -190,6 +190,7 @@ def run_rows(results_dir: str | Path, warn: Callable[[str], None] | None = None)
     for base in runs.list_runs(results_dir, warn=warn):
         row = summary_row(base, base["summary"]) if "summary" in base else _bare_row(base)
         row["path"] = base["path"]
+        row["progress"] = base.get("progress")
         rows.append(row)
     mark_superseded(rows, runs.planned_run_ids(results_dir))
     return sorted(rows, key=lambda r: (r["arch"], r["run_id"]))
@@ -305,7 +306,7 @@ def _key_cell(entry: dict, key: str) -> str:
     value = _entry_config(entry).get(key)
     if entry["single"] is None and key == "model.random_seed":
         return ", ".join(map(str, value))
-    return format_value(value, max_items=8)
+    return text.markdown_text(format_value(value, max_items=8))
 
 
 # text ---------------------------------------------------------------------------------------------
@@ -358,8 +359,9 @@ def _elbo_cell(entry: dict, likelihood: str) -> str:
 def _run_cell(entry: dict, links: bool) -> str:
     if entry["single"] is not None:
         run_id = entry["single"]["run_id"]
-        return f"[{entry['label']}]({run_id}/REPORT.md)" if links else entry["label"]
-    return f"{entry['label']} ({len(entry['members'])} seeds)"
+        label = text.markdown_text(entry["label"])
+        return f"[{label}]({run_id}/REPORT.md)" if links else label
+    return f"{text.markdown_text(entry['label'])} ({len(entry['members'])} seeds)"
 
 
 def _warning_cell(entry: dict) -> str:
@@ -368,8 +370,8 @@ def _warning_cell(entry: dict) -> str:
         for code in m.get("warnings") or []:
             counts[code] = counts.get(code, 0) + 1
     if entry["single"] is not None:
-        return ", ".join(counts)
-    return ", ".join(f"{c} ×{n}" for c, n in counts.items())
+        return ", ".join(text.markdown_text(c) for c in counts)
+    return ", ".join(f"{text.markdown_text(c)} ×{n}" for c, n in counts.items())
 
 
 def _ts_cell(entry: dict) -> str:
@@ -380,7 +382,7 @@ def _ts_cell(entry: dict) -> str:
 def _ranking_table(ranked: list[dict], keys: list[str], likelihoods: list[str], links: bool) -> list[str]:
     shown_keys = keys[:MAX_KEY_COLUMNS]
     header = (["#", "run", "arch", "n", "accuracy % ± SE", "baseline %", "gain (points)"]
-              + [f"ELBO ({LIKELIHOODS.get(lk, lk)})" for lk in likelihoods]
+              + [f"ELBO ({text.markdown_text(LIKELIHOODS.get(lk, lk))})" for lk in likelihoods]
               + ["K_eff", "best / epochs", "warnings"] + [key_header(k) for k in shown_keys] + ["timestamp"])
     rows = []
     for i, entry in enumerate(ranked, 1):
@@ -419,8 +421,8 @@ def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
         values = [_sort_value(e, column) for e in members if _sort_value(e, column) is not None]
         scale = 100 if column in ("accuracy", "gain", "baseline_accuracy") else 1
         spread = _mean_std(values)
-        rows.append([sweep, f"`{arch}`", str(len(members)), str(sum(len(e["members"]) for e in members)),
-                     best["label"], _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
+        rows.append([text.markdown_text(sweep), text.markdown_code(arch), str(len(members)),
+                     str(sum(len(e["members"]) for e in members)), text.markdown_text(best["label"]), _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
                      if column in best["stats"] else "—",
                      _pm(spread, scale, ".1f" if scale == 100 else None)])
     unit = " (%)" if metric in ("accuracy", "gain") else ""
@@ -440,7 +442,7 @@ def _run_lines(rows: list[dict], links: bool) -> list[str]:
                      _pct(r["baseline_accuracy"]), (f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—"),
                      format_value(r.get("elbo")), LIKELIHOODS.get(r.get("likelihood"), "—"), format_value(r["k_eff"]),
                      f"{format_value(r['best_epoch'])} / {format_value(r['epochs_completed'])}",
-                     format_value(r["training_time_sec"]), format_value(r["status"])])
+                     format_value(r["training_time_sec"]), text.markdown_text(format_value(r["status"]))])
     return document.table(["run", "seed", "n", "accuracy % ± SE", "baseline %", "gain", "ELBO", "likelihood", "K_eff",
                            "best / epochs", "train time (s)", "status"], body)
 
@@ -455,7 +457,7 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
     keys = differing_keys(entries) if len(entries) > 1 else []
     likelihoods = sorted({r["likelihood"] for r in current if r.get("likelihood")})
     _, _, title = RANK_METRICS[metric]
-    split = "/".join(sorted({r["split"] for r in current if r.get("split")})) or "test"
+    split = text.markdown_text("/".join(sorted({str(r["split"]) for r in current if r.get("split")})) or "test")
     lines = ["# Comparison of runs", "",
              f"{len(current)} current run(s) in {len(entries)} entries, ranked by {title} on the {split} split "
              f"(best first); {len(superseded)} superseded, {len(apart)} not ranked (see the end).", "",
@@ -492,13 +494,15 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
         lines += document.table(
             ["run", "superseded by", "accuracy % ± SE", "gain (points)", "status"],
             [[r["run_id"], r["superseded_by"], _pct(r["accuracy"], r["accuracy_se"]),
-              f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—", r["status"]] for r in superseded])
+              f"{100 * r['gain']:+.1f}" if r["gain"] is not None else "—", text.markdown_text(r["status"])]
+             for r in superseded])
         lines.append("")
     if apart:
         lines += ["## Runs not ranked", "", "Folders without a usable summary.json: the stage they reached, or why "
                   "they cannot be read.", ""]
         lines += document.table(["run", "stage / status", "reason"],
-                                [[r["run_id"], r["status"], r.get("reason") or ""] for r in apart])
+                                [[r["run_id"], text.markdown_text(r["status"]), text.markdown_text(r.get("reason") or "")]
+                                 for r in apart])
         lines.append("")
     return "\n".join(lines)
 
@@ -515,7 +519,7 @@ def _csv(rows: list[dict], ranks: dict[str, int], keys: list[str]) -> str:
         for key in keys:
             value = flat.get(key)
             out[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        writer.writerow({k: "" if v is None else v for k, v in out.items()})
+        writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
     return buffer.getvalue()
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from typing import Any, Iterable, Sequence
+
+from . import text as text_mod
 
 PAGE_STYLE = """
 body { background: #fff; color: #1f2328; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -69,11 +72,15 @@ def format_value(value: Any, max_items: int = 10) -> str:
     return str(value)
 
 
+# a `|` or `<` not already backslash-escaped (text_mod.markdown_text escapes them; escaping twice would undo it)
+_UNESCAPED = re.compile(r"(?<!\\)((?:\\\\)*)([|<])")
+
+
 def cell(value) -> str:
-    """One table cell: a `|` escaped (it would end the cell), `<` as an entity (no raw HTML from config
-    strings), newlines as spaces."""
-    text = str(value)
-    return text.replace("\r", " ").replace("\n", " ").replace("|", "\\|").replace("<", "&lt;")
+    """One table cell: a `|` escaped (it would end the cell), `<` escaped (no raw HTML), control characters
+    and line breaks removed. Text from a config or a run folder goes through `text.markdown_text` or
+    `text.markdown_code` first."""
+    return _UNESCAPED.sub(r"\1\\\2", text_mod.plain(value))
 
 
 def table(header: Sequence, rows: Iterable[Sequence], align: Sequence[str] | None = None) -> list[str]:
@@ -95,10 +102,10 @@ def fold(summary: str, lines: list[str]) -> list[str]:
 
 
 def to_html(markdown_text: str, title: str) -> str:
-    """A standalone HTML page (UTF-8, inline style, no external resources) from Markdown text."""
-    from markdown_it import MarkdownIt
-
-    body = MarkdownIt("commonmark").enable("table").render(markdown_text)
+    """A standalone HTML page (UTF-8, inline style, nothing loaded from outside it, no script: its
+    Content-Security-Policy says so to the browser too) from Markdown text (`text.render_markdown`)."""
+    body = text_mod.render_markdown(markdown_text)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{text_mod.CSP}\">\n"
+            f"<title>{text_mod.html_text(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n"
             f"<body>\n{body}</body>\n</html>\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import diagnostics, document, relevance, runs
+from . import diagnostics, document, relevance, runs, text
 from . import metrics as metrics_mod
 from . import plots as plots_mod
 from .config import SECTIONS, Experiment
@@ -230,6 +230,11 @@ def _headline_lines(summary: dict) -> list[str]:
     return document.table(["", "value"], rows)
 
 
+def _shown(value) -> str:
+    """A config value in a table cell: whatever string it holds stays literal text."""
+    return text.markdown_text(format_value(value, max_items=64))
+
+
 def _config_lines(config: dict) -> list[str]:
     """Per section, the keys that act on this run's model; the others in a fold, each with why it does not act."""
     lines = []
@@ -239,13 +244,13 @@ def _config_lines(config: dict) -> list[str]:
         acting, idle = relevance.split_section(section, config)
         lines += [f"### {section}", ""]
         lines += document.table(["key", "value"],
-                                [[f"`{k}`", format_value(v, max_items=64)] for k, v in acting.items()])
+                                [[f"`{k}`", _shown(v)] for k, v in acting.items()])
         lines.append("")
         if idle:
             lines += document.fold(
                 f"{len(idle)} {section} key(s) that do not act on this model",
                 document.table(["key", "value", "why it does not act"],
-                               [[f"`{k}`", format_value(v, max_items=64), why] for k, (v, why) in idle.items()]))
+                               [[f"`{k}`", _shown(v), why] for k, (v, why) in idle.items()]))
     return lines
 
 
@@ -299,7 +304,7 @@ def _provenance_lines(metadata: dict) -> list[str]:
             continue
         if isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items() if v is not None)
-        rows.append([key, format_value(value)])
+        rows.append([text.markdown_text(key), text.markdown_text(format_value(value))])
     return document.table(["field", "value"], rows)
 
 
@@ -311,19 +316,22 @@ def render_markdown(summary: dict, figures: bool = True) -> str:
     """
     meta = summary.get("metadata") or {}
     name = meta.get("experiment_name") or meta.get("run_id") or "experiment"
-    lines = [f"# {name}", ""]
+    lines = [f"# {text.markdown_text(name)}", ""]
     if meta.get("description"):
-        lines += [document.cell(meta["description"]), ""]
-    facts = [f"**Run:** `{meta.get('run_id')}`", f"**Architecture:** `{meta.get('architecture_code')}`",
-             f"**Timestamp:** {meta.get('timestamp')}", f"**Status:** {summary['status']}"]
+        lines += [text.markdown_from_config(meta["description"]), ""]
+    facts = [f"**Run:** {text.markdown_code(meta.get('run_id'))}",
+             f"**Architecture:** {text.markdown_code(meta.get('architecture_code'))}",
+             f"**Timestamp:** {text.markdown_text(meta.get('timestamp'))}",
+             f"**Status:** {text.markdown_text(summary['status'])}"]
     lines += [" · ".join(facts), ""]
     if meta.get("tags"):
-        lines += ["**Tags:** " + ", ".join(f"`{t}`" for t in meta["tags"]), ""]
+        tags = meta["tags"] if isinstance(meta["tags"], list) else [meta["tags"]]
+        lines += ["**Tags:** " + ", ".join(text.markdown_code(t) for t in tags), ""]
     lines += ["## Headline", ""] + _headline_lines(summary) + [""]
     if summary["failures"]:
-        lines += ["## Failures", ""] + [f"- {document.cell(f)}" for f in summary["failures"]] + [""]
+        lines += ["## Failures", ""] + [f"- {text.markdown_text(f)}" for f in summary["failures"]] + [""]
     if summary["warnings"]:
-        lines += ["## Warnings", ""] + [f"- {document.cell(w)}" for w in summary["warnings"]] + [""]
+        lines += ["## Warnings", ""] + [f"- {text.markdown_text(w)}" for w in summary["warnings"]] + [""]
     lines += ["## Configuration", "",
               "The effective configuration (every default resolved): the keys that act on this run's model; "
               "the others are folded away below each table.", ""]
@@ -343,7 +351,8 @@ def render_markdown(summary: dict, figures: bool = True) -> str:
     lines += document.table(["field", "value"], rows) + [""]
     evaluation = summary["evaluation"]
     lines += ["## Metrics", "",
-              f"Computed once on the **{evaluation.get('split')}** split ({evaluation.get('num_examples')} images, "
+              f"Computed once on the **{text.markdown_text(evaluation.get('split'))}** split "
+              f"({text.markdown_text(evaluation.get('num_examples'))} images, "
               "never used for training or model selection) with the best checkpoint. Full values in "
               "[metrics.json](metrics.json).", ""]
     lines += _metric_lines(summary) + [""]

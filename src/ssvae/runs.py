@@ -25,6 +25,7 @@ import yaml
 from . import __version__, naming, runstate
 
 SCHEMA_VERSION = 1
+PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -289,11 +290,44 @@ def read_json_or_reason(path: str | Path) -> tuple[Any, str | None]:
         return None, f"{Path(path).name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
 
 
+def read_progress(folder: str | Path) -> dict | None:
+    """The live progress of a run's training: {epoch, max_epochs, eta_s, seconds_per_epoch, losses, ...} from its
+    progress.json, or None when there is none (or it cannot be read)."""
+    document, _ = read_json_or_reason(Path(folder) / PROGRESS_FILE)
+    return document if isinstance(document, dict) else None
+
+
+def duration_text(seconds: float | None) -> str:
+    """`45 s`, `1 m 20 s`, `2 h 05 m`: durations as a person reads them."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = round(max(0.0, seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} m"
+    if seconds >= 60:
+        return f"{seconds // 60} m {seconds % 60:02d} s"
+    return f"{seconds} s"
+
+
+def progress_text(progress: dict | None) -> str:
+    """`37/150, ETA 1 m 20 s` (or `compiling`) for a run's live progress; empty when there is none."""
+    if not progress:
+        return ""
+    done, total = progress.get("epoch"), progress.get("max_epochs")
+    epochs = f"{done}/{total}" if done is not None and total else ""
+    if progress.get("phase") == "compiling":
+        return ", ".join(filter(None, [epochs if done else "", "compiling"]))
+    if progress.get("eta_s") is None:
+        return epochs
+    return f"{epochs}, ETA {duration_text(progress['eta_s'])}"
+
+
 def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
     """Every run folder under `results`, parsed from its name, with its status (runstate.folder_state: from the
-    files and the train lock, never remembered) and, where readable, its summary. A folder whose summary.json
-    cannot be read is listed as `unreadable` with the reason (and `warn` is called with a line naming the folder);
-    one with an output of some stage missing is `stale`."""
+    files and the train lock, never remembered), its live `progress` while it trains (see `read_progress`) and,
+    where readable, its summary. A folder whose summary.json cannot be read is listed as `unreadable` with the
+    reason (and `warn` is called with a line naming the folder); one with an output of some stage missing is
+    `stale`."""
     rows = []
     for folder in sorted(Path(results).glob("*__*__*")):
         if not folder.is_dir():
@@ -304,6 +338,8 @@ def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) ->
             continue
         row = {"run_id": folder.name, "name": run_id.name, "arch": run_id.arch, "ts": run_id.ts,
                "path": str(folder), **runstate.folder_state(folder)}
+        if row["status"] == "training":
+            row["progress"] = read_progress(folder)
         if row["status"] == "unreadable" and warn is not None:
             warn(f"skipped {folder}: {row['reason']}")
         rows.append(row)

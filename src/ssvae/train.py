@@ -205,7 +205,13 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
             log(f"resuming from {used} after epoch {resumed_from}")
 
     finished = stopper.finished(meta["epochs_completed"])
-    run.compile(state, meta["epochs_completed"])
+    live = history.LiveRecord(run_dir, cfg.max_epochs, meta["epochs_completed"],
+                              write=lambda path, doc: runs.write_json(path, doc, durable=False))
+    try:
+        run.compile(state, meta["epochs_completed"])
+    except BaseException:
+        live.close("stopped")
+        raise
     log(f"compiled in {clock.seconds:.1f} s ({program.loop} loop, {program.num_batches} batches of "
         f"{program.batch_size}, {num_train} training / {run.num_val} validation images)")
 
@@ -251,6 +257,8 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
             remaining = cfg.max_epochs - meta["epochs_completed"]
             recent = meta["history"][-5:]
             per_epoch = sorted(r["epoch_seconds"] for r in recent)[len(recent) // 2]
+            live.epoch(row, seconds_per_epoch=per_epoch, finished=finished, best_epoch=stopper.best_epoch,
+                       monitor=stopper.column, best_value=stopper.best_value)
             log(f"epoch {epoch + 1}/{cfg.max_epochs}  train loss {row['train_loss']:.4f}"
                 f"  val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
                 f"  {num_train / train_seconds:,.0f} samples/s"
@@ -261,6 +269,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
                     f"(best {stopper.best_value:.4f} at epoch {stopper.best_epoch})")
     finally:
         writer.wait()
+        live.close(None if finished else "stopped")
     if not finished:
         done = meta["epochs_completed"]
         where = (f"{resume_path} holds epoch {done}; the next run of the train job resumes from it" if done

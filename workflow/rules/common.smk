@@ -231,8 +231,8 @@ def figures_category(wildcards):
 
 # Resources ----------------------------------------------------------------------------------------------
 # Defined here once and used by the rules (the profiles set none, so a user's own profile can add partition,
-# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (README
-# "On a SLURM cluster"), with headroom; every retry gets twice the memory and time of the attempt before, so a
+# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (docs/cluster.md,
+# "Resources"), with headroom; every retry gets twice the memory and time of the attempt before, so a
 # job killed for either is resubmitted bigger (a killed train job resumes from its epoch checkpoint).
 
 
