@@ -105,6 +105,15 @@ def _failure(run_dir: Path, stage: str) -> dict | None:
     return {"status": "failed", "stage": stage, "reason": f"{stage} failed: {reason}", "log": log}
 
 
+def _unreadable_summary(run_dir: Path) -> dict | None:
+    if not (run_dir / "summary.json").exists():
+        return None
+    summary, problem = _read_json(run_dir / "summary.json")
+    if problem is None and not isinstance(summary, dict):
+        problem = f"summary.json holds a {type(summary).__name__}, not an object"
+    return {"status": "unreadable", "reason": problem} if problem else None
+
+
 def folder_state(run_dir: str | Path) -> dict:
     """{status, reason?, log?, epoch?, summary?} of one run folder (see the module docstring)."""
     run_dir = Path(run_dir)
@@ -112,8 +121,11 @@ def folder_state(run_dir: str | Path) -> dict:
     if holder is not None:
         epoch = saved_epoch(run_dir)
         saved = f"epoch {epoch} saved" if epoch is not None else "no epoch saved yet"
-        return {"status": "training", "epoch": epoch, "reason": f"{saved}; held by {holder or 'a live process'}",
-                "log": stage_log("train")}
+        reason = f"{saved}; held by {holder or 'a live process'}"
+        failure = _failure(run_dir, "train")
+        if failure:  # a failed training tried again
+            reason = f"retrying ({failure['reason']}); {reason}"
+        return {"status": "training", "epoch": epoch, "reason": reason, "log": stage_log("train")}
     trained = all((run_dir / out).exists() for out in STAGE_OUTPUTS["train"])
     if not trained:
         failure = _failure(run_dir, "train")
@@ -126,6 +138,9 @@ def folder_state(run_dir: str | Path) -> dict:
             return {"status": "interrupted", "epoch": epoch, "reason": f"training stopped {where}; {how}",
                     "log": stage_log("train")}
         if any((run_dir / out).exists() for out in RUN_OUTPUTS):
+            unreadable = _unreadable_summary(run_dir)
+            if unreadable:
+                return unreadable
             missing = [out for out in STAGE_OUTPUTS["train"] if not (run_dir / out).exists()]
             return {"status": "stale", "reason": f"{', '.join(missing)} missing: the next run trains again"}
         return {"status": "planned"}
@@ -135,11 +150,10 @@ def folder_state(run_dir: str | Path) -> dict:
             return failure
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
-        summary, problem = _read_json(summary_path)
-        if problem is None and not isinstance(summary, dict):
-            problem = f"summary.json holds a {type(summary).__name__}, not an object"
-        if problem is not None:
-            return {"status": "unreadable", "reason": problem}
+        unreadable = _unreadable_summary(run_dir)
+        if unreadable:
+            return unreadable
+        summary, _ = _read_json(summary_path)
         recorded = (summary.get("metadata") or {}).get("run_id") if isinstance(summary.get("metadata"), dict) else None
         missing = [out for out in RUN_OUTPUTS if not (run_dir / out).exists()]
         if recorded not in (None, run_dir.name):

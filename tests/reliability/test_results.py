@@ -54,8 +54,10 @@ def test_a_corrupt_summary_is_skipped_by_ssvae_runs(results, kind):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert f"warning: skipped {results / BAD}: " in done.stderr
-    listed = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:]}
+    table, notes = done.stdout.split("\n\n")  # the table, then what to know about the runs not finished
+    listed = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:]}
     assert listed == {GOOD: "success", BAD: "unreadable"}
+    assert notes.startswith(f"{BAD}: unreadable: summary.json is not valid JSON")
 
 
 def test_a_corrupt_failure_marker_still_lists_the_run_as_failed(results):
