@@ -30,7 +30,7 @@ from _timing import median_seconds  # noqa: E402
 
 from synthetic_run import MIXTURE, load, make_run, metadata, write_summary_folder  # noqa: E402
 
-from ssvae import compare, report  # noqa: E402
+from ssvae.results import compare, report  # noqa: E402
 
 
 def template(folder: Path) -> dict:

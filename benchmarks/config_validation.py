@@ -17,6 +17,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from ssvae import config  # noqa: E402
+from ssvae.pipeline import validation  # noqa: E402
 from _timing import median_seconds  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +60,7 @@ def main() -> None:
             keys = config.plan_keys(path)
             baseline = median_seconds(lambda: pyyaml_read(path), args.repeats)
             parse = median_seconds(lambda: config.plan_keys(path), args.repeats)
-            one = median_seconds(lambda: config.load_plan(path, keys[0]), args.repeats)
+            one = median_seconds(lambda: validation.load_plan(path, keys[0]), args.repeats)
             rows.append((label, path.stat().st_size, len(keys), baseline, parse, one))
         print()
         print("| config | bytes | runs | PyYAML read s (baseline) | plan_keys s | ratio | validate one run s |")

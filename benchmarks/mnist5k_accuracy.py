@@ -1,7 +1,7 @@
 """Held-out test accuracy of shipped configs over several seeds, beside logistic regression on the same labels.
 
-Each (config, seed) is trained with `ssvae.train.fit` into a temporary folder, exactly as the `train` rule does,
-and scored on the held-out test split with the best checkpoint (`ssvae.inference.load_model(...).predict`), as
+Each (config, seed) is trained with `ssvae.training.fit.fit` into a temporary folder, exactly as the `train` rule does,
+and scored on the held-out test split with the best checkpoint (`ssvae.model.inference.load_model(...).predict`), as
 `evaluate` does. `--seeds` sets `model.random_seed` (what a config's `sweep: seeds:` varies); `--data-seeds`
 also redraws the labeled examples (`data.seed`), and the baseline is refitted on each labeled set.
 
@@ -27,7 +27,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ssvae import config, data, inference, metrics, train
+from ssvae import config
+from ssvae.pipeline import validation
+from ssvae.data import datasets
+from ssvae.evaluation import metrics
+from ssvae.model import inference
+from ssvae.training import fit
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,10 +47,10 @@ def shown(source: str) -> str:
 
 
 def score(exp: config.Experiment) -> dict:
-    splits = data.load_splits(exp.data)
+    splits = datasets.load_splits(exp.data)
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        result = train.fit(exp, splits, folder, resume_tag="benchmark", log=lambda message: None)
+        result = fit.fit(exp, splits, folder, resume_tag="benchmark", log=lambda message: None)
         seconds = time.perf_counter() - start
         predictions = inference.load_model(folder, exp).predict(splits.x_test)
     baseline = metrics.logistic_regression_baseline(splits.x_train[splits.labeled], splits.y_train[splits.labeled],
@@ -87,7 +92,7 @@ def main(argv=None) -> None:
     rows = []
     scratch = tempfile.TemporaryDirectory()
     for path in paths:
-        for plan in config.load_plans(on_dataset(path, args.dataset, Path(scratch.name))):
+        for plan in validation.load_plans(on_dataset(path, args.dataset, Path(scratch.name))):
             base = plan.experiment()
             scores = []
             for seed in args.seeds:

@@ -1,6 +1,6 @@
 """Full-MNIST test accuracy with 100 labels, beside the published table and logistic regression on the same labels.
 
-Each config is trained once per seed with `ssvae.train.fit` (as the `train` rule does) and scored on the official
+Each config is trained once per seed with `ssvae.training.fit.fit` (as the `train` rule does) and scored on the official
 10,000 test images with its best checkpoint (as `evaluate` does). A seed sets both `model.random_seed` and
 `data.seed`, so each seed is its own draw of the 100 labeled images (10 a class), and logistic regression on raw
 pixels is refitted on each draw.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from mnist5k_accuracy import REPO, score, shown
 
-from ssvae import config
+from ssvae.pipeline import validation
 
 BEST = REPO / "configs" / "mnist" / "mnist_best.yaml"
 
@@ -44,7 +44,7 @@ def main(argv=None) -> None:
 
     rows = []
     for path in args.configs or [BEST]:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             base = plan.experiment()
             if base.data.dataset != "mnist":
                 parser.error(f"{shown(str(path))} trains on {base.data.dataset}, not mnist")

@@ -105,7 +105,7 @@ PLANNING = """
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd() / "src"))
-from ssvae import stages
+from ssvae.pipeline import stages
 config, key = sys.argv[1], sys.argv[2]
 plan = Path("results/.plan") / key
 stages.validate_config(config, key, plan / "validated.json", log=lambda _: None)

@@ -8,6 +8,7 @@ model's largest layer shape, and a 2048² one), and the same train step driven t
 the jitted step with a host sync every step, as the earlier system did) with the ratio.
 
     python benchmarks/train_throughput.py [--epochs 7] [--conv-epochs 3] [--skip-conv] [--conv-scan]
+    python benchmarks/train_throughput.py --dataset mnist --data-path data/mnist --epochs 3 --conv-epochs 1
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae import config, data, step
-from ssvae.rng import run_keys
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.training import step
+from ssvae.model.rng import run_keys
 
 
 def reference_config(**overrides) -> config.ModelConfig:
@@ -34,11 +37,12 @@ def reference_config(**overrides) -> config.ModelConfig:
     return config.ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in model.items()})
 
 
-def training_images():
-    """4,500 mnist5k images (the pool left after a 10% test split) with the first 100 stratified labels."""
-    cfg = config.DataConfig(dataset="mnist5k", path=None, num_samples=None, num_labeled=100, val_split=0.01,
+def training_images(dataset: str = "mnist5k", path: str | None = None):
+    """mnist5k: 4,500 images (the pool left after a 10% test split); mnist: the 60,000 training images of the
+    IDX files at `path`; with the first 100 stratified labels."""
+    cfg = config.DataConfig(dataset=dataset, path=path, num_samples=None, num_labeled=100, val_split=0.01,
                             test_split=0.1, seed=42)
-    splits = data.load_splits(cfg)
+    splits = datasets.load_splits(cfg)
     x = np.concatenate([splits.x_train, splits.x_val])
     y = np.concatenate([np.where(splits.labeled, splits.y_train, -1), np.full(len(splits.x_val), -1)])
     return x.astype(np.float32), y.astype(np.int32)
@@ -133,10 +137,15 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=7, help="timed epochs of the dense model (median)")
     parser.add_argument("--conv-epochs", type=int, default=3, help="timed epochs of the conv model (median)")
     parser.add_argument("--skip-conv", action="store_true")
+    parser.add_argument("--dataset", choices=["mnist5k", "mnist"], default="mnist5k",
+                        help="mnist: full MNIST's 60,000 training images (needs --data-path)")
+    parser.add_argument("--data-path", help="folder of the four MNIST IDX files (docs/datasets.md)")
     parser.add_argument("--conv-scan", action="store_true", help="also time the conv model as one lax.scan per epoch")
     args = parser.parse_args(argv)
+    if args.dataset == "mnist" and not args.data_path:
+        parser.error("--dataset mnist needs --data-path")
 
-    x, y = training_images()
+    x, y = training_images(args.dataset, args.data_path)
     peak_layer = matmul_peak(128, 784, 256)
     peak_2048 = matmul_peak(2048, 2048, 2048, repeats=2)
     dense = reference_config()

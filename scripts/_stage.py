@@ -10,14 +10,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ssvae import compute  # noqa: E402
+from ssvae.runtime import compute  # noqa: E402
 
 
 def _report_write_faults(kind, exc, tb, previous=sys.excepthook):
     """A full disk or an unwritable results/ ends a stage with one readable paragraph, not a traceback."""
-    from ssvae import runs  # only now: numpy must not load before a JAX job has set its threads
+    from ssvae import disk  # only now: numpy must not load before a JAX job has set its threads
 
-    runs.report_write_faults(previous)(kind, exc, tb)
+    disk.report_write_faults(previous)(kind, exc, tb)
 
 
 sys.excepthook = _report_write_faults
@@ -39,7 +39,7 @@ def jax_parser(description: str) -> argparse.ArgumentParser:
 
 def setup_jax(args) -> None:
     compute.limit_threads(args.threads, salt=args.run_dir)
-    from ssvae import stages  # after the thread limit: it imports numpy
+    from ssvae.pipeline import stages  # after the thread limit: it imports numpy
 
     cache = stages.jax_cache_dir(args.jax_cache, results=Path(args.run_dir).parent)
     if cache:
@@ -48,7 +48,7 @@ def setup_jax(args) -> None:
 
 def planned(args) -> tuple[Path, Path]:
     """(validated.json, run.json) of the run folder's plan; a readable message and exit 1 if there is none."""
-    from ssvae import planning, stages
+    from ssvae.pipeline import planning, stages
 
     run_dir = Path(args.run_dir)
     try:

@@ -8,7 +8,8 @@ import _stage  # noqa: F401  (puts the repository's src/ on the import path)
 
 import argparse
 
-from ssvae import compare, stages
+from ssvae.pipeline import stages
+from ssvae.results import compare
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--results", required=True)

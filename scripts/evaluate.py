@@ -5,7 +5,8 @@ import _stage
 args = _stage.jax_parser(__doc__).parse_args()
 _stage.setup_jax(args)
 
-from ssvae import checkpoints, stages  # noqa: E402  (after the thread limit)
+from ssvae.model import checkpoints  # noqa: E402  (after the thread limit)
+from ssvae.pipeline import stages
 
 with stages.outcome("evaluate", args.run_dir):
     validated, _ = _stage.planned(args)

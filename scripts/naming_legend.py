@@ -4,10 +4,10 @@ import _stage  # noqa: F401  (puts the repository's src/ on the import path)
 
 import argparse
 
-from ssvae import config, naming, runs
+from ssvae import config, disk, naming
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 
-runs.write_text(args.out, naming.naming_legend(config.defaults()["model"]))
+disk.write_text(args.out, naming.naming_legend(config.defaults()["model"]))

@@ -2,7 +2,7 @@
 
 import _stage
 
-from ssvae import stages
+from ssvae.pipeline import stages
 
 args = _stage.run_parser(__doc__).parse_args()
 with stages.outcome("report", args.run_dir):

@@ -6,7 +6,7 @@ import _stage
 
 args = _stage.jax_parser(__doc__).parse_args()
 
-from ssvae import runlock  # noqa: E402  (JAX-free)
+from ssvae.results import runlock  # noqa: E402  (JAX-free)
 
 # Held from the first second (before JAX loads) to the last, so the run shows as training for as long as this job
 # lives; a second job on the same folder fails here, leaving the first one's state alone.
@@ -19,17 +19,18 @@ except runlock.RunFolderBusy as exc:
 
 _stage.setup_jax(args)
 
-from ssvae import stages, train  # noqa: E402  (after the thread limit)
+from ssvae.pipeline import stages  # noqa: E402  (after the thread limit)
+from ssvae.training import fit  # noqa: E402
 
-train.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
+fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
 with stages.outcome("train", args.run_dir):
     validated, run_json = _stage.planned(args)
     try:
         stages.train(validated, run_json, args.run_dir)
-    except train.TrainingDiverged as exc:
+    except fit.TrainingDiverged as exc:
         stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in "
                     f"{args.run_dir}/checkpoints/.")
-    except train.TrainingInterrupted as exc:
+    except fit.TrainingInterrupted as exc:
         stages.fail(f"training interrupted by SIGTERM: {exc}", code=stages.INTERRUPTED)
     except stages.DeviceMissing as exc:
         stages.fail(str(exc))

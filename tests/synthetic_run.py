@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ssvae import config, data, runs
-from ssvae.predictions import Predictions
+from ssvae import config, disk
+from ssvae.data import datasets
+from ssvae.evaluation.predictions import Predictions
 
 
 def strict_loads(text: str):
@@ -62,7 +63,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 class CentroidModel:
     """Nearest-centroid classifier + k-means 'components' over raw pixels, with the TrainedModel interface."""
 
-    def __init__(self, experiment: config.Experiment, splits: data.Splits, temperature: float = 2.0):
+    def __init__(self, experiment: config.Experiment, splits: datasets.Splits, temperature: float = 2.0):
         cfg = experiment.model
         self.cfg = cfg
         self.hw = splits.image_hw
@@ -184,15 +185,15 @@ def metadata(experiment: config.Experiment, run_id: str, fingerprint: str | None
 
 
 def make_run(results: Path, run_id: str, experiment: config.Experiment, *, history: bool = True,
-             epochs: int = 6) -> tuple[Path, data.Splits, CentroidModel]:
+             epochs: int = 6) -> tuple[Path, datasets.Splits, CentroidModel]:
     """A run folder as train + evaluate leave it: train.json, history.csv, metrics.json, predictions.npz."""
-    from ssvae import evaluate
+    from ssvae.evaluation import evaluate
 
     run_dir = Path(results) / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     model = CentroidModel(experiment, splits)
-    runs.write_json(run_dir / "train.json", {**train_document(epochs), "data": splits.describe()})
+    disk.write_json(run_dir / "train.json", {**train_document(epochs), "data": splits.describe()})
     if history:
         k = experiment.model.num_components if experiment.model.is_mixture else None
         write_history(run_dir / "history.csv", history_rows(epochs, k))
@@ -239,23 +240,23 @@ def write_summary_folder(results: Path, template: dict, run_id: str, *, accuracy
     summary["diagnostics"] = diagnostics or []
     summary["warnings"] = [d["message"] for d in summary["diagnostics"]]
     folder = Path(results) / run_id
-    runs.write_json(folder / "summary.json", summary)
+    disk.write_json(folder / "summary.json", summary)
     if report_md:
-        from ssvae import report
+        from ssvae.results import report
 
-        runs.write_text(folder / "REPORT.md", report.render_markdown(summary))
+        disk.write_text(folder / "REPORT.md", report.render_markdown(summary))
     else:
-        runs.write_text(folder / "REPORT.md", f"# {run_id}\n")
-    runs.write_json(folder / "train.json", {"status": "success"})
-    runs.write_text(folder / "history.csv", "epoch\n")
-    runs.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
-    runs.write_text(folder / "REPORT.html", "<html></html>\n")
-    runs.write_yaml(folder / "config.yaml", {"run_id": run_id})
+        disk.write_text(folder / "REPORT.md", f"# {run_id}\n")
+    disk.write_json(folder / "train.json", {"status": "success"})
+    disk.write_text(folder / "history.csv", "epoch\n")
+    disk.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
+    disk.write_text(folder / "REPORT.html", "<html></html>\n")
+    disk.write_yaml(folder / "config.yaml", {"run_id": run_id})
     (folder / "figures").mkdir(exist_ok=True)
-    runs.write_json(folder / "metrics.json", {"split": "test", "metrics": metrics})
+    disk.write_json(folder / "metrics.json", {"split": "test", "metrics": metrics})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, y_true=np.zeros(3, dtype=np.int64))
-    runs.write_bytes(folder / "predictions.npz", buffer.getvalue())
+    disk.write_bytes(folder / "predictions.npz", buffer.getvalue())
     return folder
 
 
@@ -265,7 +266,7 @@ def template_summary(folder: Path) -> dict:
                                  report={"skip_plots": ["loss_curves", "latent_by_label", "reconstructions",
                                                         "samples", "calibration", "confusion_matrix"]})
     run_id = "template__std_head_plain__20250101_000000"
-    from ssvae import report
+    from ssvae.results import report
 
     run_dir, splits, _ = make_run(Path(folder) / "results", run_id, experiment)
     summary, _ = report.build_report(run_dir, experiment, effective, metadata(experiment, run_id, splits.fingerprint),

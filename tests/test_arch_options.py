@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from ssvae import classifiers, config, naming, priors, step
-from ssvae.model import build_model
+from ssvae import config, naming
+from ssvae.model import classifiers, priors
+from ssvae.training import step
+from ssvae.model.vae import build_model
 
 pytestmark = pytest.mark.jax
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ssvae import cli, config, runs
+from ssvae import cli, config, disk
+from ssvae.results import runs
 
 from synthetic_run import write_config, write_summary_folder
 
@@ -52,8 +53,10 @@ def ids(text):
 def test_runs_sorts_by_accuracy_and_hides_superseded_runs(results, capsys):
     code, out, _ = run_cli(capsys, "runs", "--results", str(results), "--sort", "accuracy")
     assert code == 0
+    # ranked within each dataset: the mnist5k run (78 %) is not ranked above or between the digits runs
     assert ids(out) == ["lr-s1__mix10_tau_ca__20250102_090001", "lr-s0__mix10_tau_ca__20250102_090000",
-                        "plain__std_head_plain__20250110_080000", "wide__mix10-dir_head_plain__20250105_120000"]
+                        "wide__mix10-dir_head_plain__20250105_120000", "plain__std_head_plain__20250110_080000"]
+    assert "(ranked within each dataset and test split: digits/test, mnist5k/test;" in out
     assert "(1 superseded run(s) hidden" in out
     wide = next(line for line in out.splitlines() if line.startswith("wide__"))
     assert "-4.0±" in wide and "▼" in wide and "below_baseline" in wide  # gain over the baseline, warnings
@@ -145,7 +148,7 @@ def test_arch_takes_many_configs_and_names_the_real_run_when_it_exists(tmp_path,
                                 "mix10_head_plain\tsecond__mix10_head_plain__<YYYYmmdd_HHMMSS>"]
     # no ledger (results copied without its dot-folders): the folder's config.yaml records the identity
     (results / ".ledger" / "first.json").unlink()
-    runs.write_yaml(results / f"first__std_head_plain__{ts}" / "config.yaml", {"identity": plan.identity})
+    disk.write_yaml(results / f"first__std_head_plain__{ts}" / "config.yaml", {"identity": plan.identity})
     _, out, _ = run_cli(capsys, "arch", str(first), "--results", str(results))
     assert out == f"std_head_plain\tfirst__std_head_plain__{ts}\n"
 
@@ -158,11 +161,55 @@ def test_the_command_line_entry_point(results):
 
 def test_listing_and_comparing_runs_import_neither_jax_nor_scikit_learn_nor_matplotlib():
     """`ssvae runs` stays quick at hundreds of runs; matplotlib loads only when compare draws."""
-    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.cli, ssvae.compare; "
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.cli, ssvae.results.compare; "
                            "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax', 'matplotlib') "
                            "if m in sys.modules))"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.report; "
+    done = subprocess.run([sys.executable, "-c", "import sys, ssvae.results.report; "
                            "print(sorted(m for m in ('jax', 'sklearn', 'flax', 'optax') if m in sys.modules))"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_diff_says_when_two_runs_were_scored_on_different_test_images(results, capsys):
+    _, out, _ = run_cli(capsys, "diff", "wide", "plain", "--results", str(results))
+    assert ("note: A and B were scored on different test images (digits/test, n=360 vs mnist5k/test, n=360): "
+            "their accuracies are not comparable") in out
+    _, out, _ = run_cli(capsys, "diff", "wide", "lr-s0__mix10_tau_ca__20250102_090000", "--results", str(results))
+    assert "note:" not in out
+
+
+def test_show_takes_a_sweep_name(results, capsys):
+    code, out, _ = run_cli(capsys, "show", "lr", "--results", str(results))
+    assert code == 0
+    assert out.startswith("sweep lr: 2 run(s), 2 finished")
+    assert "varies: model.random_seed" in out
+    assert "digits · test split · 360 images: ranked by accuracy" in out
+    line = next(line for line in out.splitlines() if line.startswith("1 "))
+    assert "lr (2 seeds: model seeds 0, 1; data seed 42)" in line and "83.5\u00a0±\u00a03.5\u00a0sd" in line
+    _, out, _ = run_cli(capsys, "show", "lr", "--json", "--results", str(results))
+    document = json.loads(out)
+    assert document["varied"] == ["model.random_seed"] and len(document["runs"]) == 2
+    assert document["blocks"][0]["entries"][0]["vs_best"]["best"] is True
+
+
+def test_json_and_csv_carry_the_config_keys_that_differ_and_both_seeds(results, capsys):
+    _, out, _ = run_cli(capsys, "runs", "--results", str(results), "--json")
+    rows = {r["run_id"]: r for r in json.loads(out)}
+    wide = rows["wide__mix10-dir_head_plain__20250105_120000"]
+    assert wide["config"]["model.hidden_dims"] == [512, 256] and wide["config"]["model.dirichlet_alpha"] == 2.0
+    assert "model.learning_rate" in wide["config"] and "model.latent_dim" not in wide["config"]  # the same everywhere
+    assert (wide["seed"], wide["data_seed"]) == (0, 42)
+    _, out, _ = run_cli(capsys, "runs", "--results", str(results), "--csv")
+    table = {r["run_id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert table["wide__mix10-dir_head_plain__20250105_120000"]["model.hidden_dims"] == "[512, 256]"
+    _, out, _ = run_cli(capsys, "show", "wide", "--results", str(results))
+    assert "seeds" in out and "model 0, data 42" in out
+
+
+def test_piping_into_head_ends_cleanly(results):
+    # `true` stops reading before ssvae writes (as `head` does once it has its lines): a closed pipe
+    for command in ("runs --all", "runs --json", "show lr", "watch --once"):
+        done = subprocess.run(["bash", "-o", "pipefail", "-c", f"{SSVAE} {command} --results {results} | true"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and done.stderr == "", (command, done.stderr)

@@ -9,7 +9,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
 
-from ssvae import compare, runs
+from ssvae import disk
+from ssvae.results import compare
 
 from synthetic_run import write_summary_folder
 
@@ -68,21 +69,29 @@ def test_the_seeds_of_a_sweep_point_are_one_entry_with_mean_std_and_n(results):
 def test_one_ranked_table_best_first_with_runs_below_their_baseline_marked(results):
     compare.compare_runs(results)
     text = (results / "COMPARISON.md").read_text()
-    assert text.count("## Ranking by accuracy") == 1 and "## `" not in text  # one table, not one per arch
-    table = text[text.index("## Ranking by accuracy"):]
+    heading = "## digits · test split · 360 images: ranking by accuracy"
+    assert text.count(heading) == 1 and "## `" not in text  # one table per dataset, not one per arch
+    table = text[text.index(heading):]
     first = next(line for line in table.splitlines() if line.startswith("| 1 |"))
     second = next(line for line in table.splitlines() if line.startswith("| 2 |"))
-    assert "sweep (2 seeds)" in first and "85.0\u00a0±\u00a07.1 (n=2)" in first and "+15.0" in first
+    # a seed group's sd and a run's binomial SE are labelled apart; the group says which seeds it varied
+    assert "sweep (2 seeds: model seeds 0, 1; data seed 42)" in first
+    assert "85.0\u00a0±\u00a07.1\u00a0sd" in first and "+15.0\u00a0±\u00a07.1\u00a0sd" in first
+    assert "70.0 (same for every seed)" in first  # the baseline of a group that varied only the model seed
     assert "[mixy](mixy__mix10_head_plain__20250103_000000/REPORT.md)" in second
-    assert "70.0\u00a0±\u00a02.4" in second  # 100·√(0.7·0.3/360) = 2.4 points
-    assert "▼\u00a0-5.0\u00a0±\u00a03.3" in second and "▼" not in first
+    assert "70.0\u00a0±\u00a02.4\u00a0SE" in second  # 100·√(0.7·0.3/360) = 2.4 points
+    assert "▼\u00a0-5.0\u00a0±\u00a03.3\u00a0SE" in second and "▼" not in first
+    # 15 points behind; SE of the difference √(7.1²/2 + 1.9² + 2.4²) = 5.9 (the group's sd over 2 seeds and
+    # the test-set SE at 85 %, mixy's SE): more than two SEs, not tied
+    assert "| best |" in first and "| -15.0\u00a0±\u00a05.9 |" in second and "tied" not in table.split("<details>")[0]
+    assert "| -120.0 | 6.50 |" in second  # ELBO to one decimal, K_eff to two
     assert "| busy__std_head_plain__20250104_000000 | interrupted |" in text  # not ranked, listed apart
 
 
 def test_ranking_by_a_chosen_metric(results):
     assert [e["label"] for e in compare.compare_runs(results, metric="gain")["ranked"]] == ["sweep", "mixy"]
     assert [e["label"] for e in compare.compare_runs(results, metric="training_time")["ranked"]] == ["mixy", "sweep"]
-    assert "## Ranking by training time" in (results / "COMPARISON.md").read_text()
+    assert ": ranking by training time" in (results / "COMPARISON.md").read_text()
     with pytest.raises(ValueError, match="cannot rank by 'speed'"):
         compare.compare_runs(results, metric="speed")
 
@@ -134,7 +143,7 @@ def test_elbo_is_compared_only_within_one_likelihood(results, template):
 def test_legends_sit_outside_the_data(results):
     out = compare.compare_runs(results)
     current = [r for r in out["rows"] if r["status"] == "success"]
-    for fig in (compare._accuracy_plot(current, out["groups"]), compare._elbo_plot(current)):
+    for fig in (compare._accuracy_plot(out["blocks"]), compare._elbo_plot(current)):
         renderer = FigureCanvasAgg(fig).get_renderer()
         fig.draw(renderer)
         legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
@@ -153,7 +162,7 @@ def test_superseded_runs_are_listed_apart_and_never_ranked(results, template):
     text = (results / "COMPARISON.md").read_text()
     assert f"| {old} | mixy__mix10_head_plain__20250103_000000 |" in text.split("## Superseded runs")[1]
     # the config's latest plan names the run that is current, whatever the timestamps say
-    runs.write_json(results / ".plan" / "mixy" / "run.json", {"run_id": old})
+    disk.write_json(results / ".plan" / "mixy" / "run.json", {"run_id": old})
     out = compare.compare_runs(results)
     assert by_id(out["rows"])["mixy__mix10_head_plain__20250103_000000"]["superseded_by"] == old
     assert out["ranked"][0]["label"] == "mixy"
@@ -171,7 +180,7 @@ def test_comparison_files(results):
     assert float(rows[0]["gain"]) == pytest.approx(-0.05) and rows[0]["model.hidden_dims"] == "[64]"
     assert rows[0]["accuracy"] == "0.7" and rows[2]["k_eff"] == ""
     html = (results / "COMPARISON.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "Ranking by accuracy" in html
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "ranking by accuracy" in html
     assert "REPORT.md" not in html and "<img" not in html  # no relative links inside the Snakemake report
     for name in ("comparison_accuracy.png", "comparison_elbo.png"):
         image = imread(results / name)
@@ -196,11 +205,16 @@ def test_a_sweep_of_many_points_stays_readable(tmp_path, template):
     out = compare.compare_runs(results)
     assert len(out["ranked"]) == 55 and len(out["rows"]) == 115
     text = (results / "COMPARISON.md").read_text()
-    ranking = text.split("## Ranking by accuracy")[1].split("<details>")[0]
+    ranking = text.split(": ranking by accuracy")[1].split("<details>")[0]
     assert sum(line.startswith("| ") and line[2].isdigit() for line in ranking.splitlines()) == 50
-    assert ranking.splitlines()[4].startswith("| 1 | big-lr29 (3 seeds)")
+    assert ranking.splitlines()[6].startswith("| 1 | big-lr29 (3 seeds")
     assert "5 more entries (ranks 51–55)" in text
-    sweep = text.split("## By sweep and arch")[1]
+    assert "| 51 | [solo" in text.split("5 more entries")[1]  # the fold goes on counting
+    # best 79.1: a point 1 below is tied (the test-set SE of 360 images, 2.1, dominates a seed sd of 0.1);
+    # one 9 below is not
+    rows = {line.split(" | ")[1].split(" (")[0]: line for line in ranking.splitlines() if line.startswith("| ")}
+    assert "≈\u00a0tied (-1.0\u00a0±\u00a03.1)" in rows["big-lr28"] and "tied" not in rows["big-lr20"]
+    sweep = text.split("### By sweep and arch")[1]
     assert "| big | `std_head_plain` | 30 | 90 | big-lr29 |" in sweep
 
 
@@ -212,3 +226,24 @@ def test_an_empty_results_folder_still_writes_every_output(tmp_path):
     for name in ("comparison_accuracy.png", "comparison_elbo.png", "COMPARISON.html"):
         assert (tmp_path / name).exists()
     assert json.loads(json.dumps(out["files"]))
+
+
+def test_runs_on_different_datasets_are_ranked_in_blocks_of_their_own(results, template):
+    write_summary_folder(results, template, "big__std_head_plain__20250105_000000", accuracy=0.75, baseline=0.6,
+                         elbo=-90.0, dataset="mnist5k", n=1000)
+    write_summary_folder(results, template, "big2__std_head_plain__20250105_000001", accuracy=0.73, baseline=0.6,
+                         elbo=-91.0, dataset="mnist5k", n=1000, model={"learning_rate": 0.01})
+    out = compare.compare_runs(results)
+    assert [[e["label"] for e in block] for block in out["blocks"]] == [["sweep", "mixy"], ["big", "big2"]]
+    text = (results / "COMPARISON.md").read_text()
+    digits, mnist = text.split("## digits · test split · 360 images: ranking by accuracy")[1].split(
+        "## mnist5k · test split · 1000 images: ranking by accuracy")
+    assert "| 1 | sweep" in digits and "big" not in digits.split("<details>")[0]
+    # 75.0 vs 73.0 on 1,000 images: SE of the difference √(.75·.25 + .73·.27)/√1000 = 2.0 points: tied
+    assert "| 1 | [big]" in mnist and "≈\u00a0tied (-2.0\u00a0±\u00a02.0)" in mnist and "1 tied with the best" in mnist
+    with open(results / "comparison.csv") as handle:
+        rows = {r["run_id"]: r for r in csv.DictReader(handle)}
+    big = rows["big__std_head_plain__20250105_000000"]
+    assert (big["rank"], big["block"], big["tied_with_best"]) == ("1", "mnist5k/test/0.2", "True")
+    assert rows["big2__std_head_plain__20250105_000001"]["tied_with_best"] == "True"
+    assert rows["mixy__mix10_head_plain__20250103_000000"]["tied_with_best"] == "False"

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from ssvae import compute
+from ssvae.runtime import compute
 
 
 def test_job_cpus_follow_slurm_then_the_requested_threads_within_the_affinity_mask():
@@ -17,7 +17,7 @@ def test_job_cpus_follow_slurm_then_the_requested_threads_within_the_affinity_ma
 
 
 def test_limit_threads_pins_the_process_to_the_jobs_cpus():
-    code = ("import os; from ssvae import compute; chosen = compute.limit_threads(8, environ={'SLURM_CPUS_PER_TASK': "
+    code = ("import os; from ssvae.runtime import compute; chosen = compute.limit_threads(8, environ={'SLURM_CPUS_PER_TASK': "
             "'1'}); print(len(chosen), len(os.sched_getaffinity(0)), 'XLA_FLAGS' in os.environ)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}).stdout.split()
@@ -27,7 +27,7 @@ def test_limit_threads_pins_the_process_to_the_jobs_cpus():
 def test_one_thread_jobs_side_by_side_take_different_cpus():
     if len(os.sched_getaffinity(0)) < 2:
         return
-    code = ("import os, sys, time; from ssvae import compute; print(compute.limit_threads(1, salt='same')[0], "
+    code = ("import os, sys, time; from ssvae.runtime import compute; print(compute.limit_threads(1, salt='same')[0], "
             "flush=True); sys.stdin.read()")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for _ in range(2)]

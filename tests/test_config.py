@@ -6,12 +6,13 @@ import pytest
 import yaml
 
 from ssvae import config
+from ssvae.pipeline import validation
 
 from conftest import REPO
 
 
 def errors_of(path):
-    (plan,) = config.load_plans(path)
+    (plan,) = validation.load_plans(path)
     return plan.errors
 
 
@@ -214,3 +215,10 @@ def test_experiment_from_effective_is_typed_and_frozen(write_config):
     assert experiment.model.hidden_dims == (64, 32)
     with pytest.raises(dataclasses.FrozenInstanceError):
         experiment.model.latent_dim = 3
+
+
+def test_consistency_needs_shifted_images(write_config):
+    errors = errors_of(write_config("data:\n  dataset: digits\nmodel:\n  consistency_weight: 1.0\n"))
+    assert [(e.key, e.value) for e in errors] == [("model.consistency_weight", 1.0)]
+    assert "augment_shift" in errors[0].allowed
+    assert errors_of(write_config("data:\n  dataset: digits\n  augment_shift: 1\nmodel:\n  consistency_weight: 1.0\n")) == []

@@ -5,7 +5,8 @@ import gzip
 import numpy as np
 import pytest
 
-from ssvae import config, data
+from ssvae import config
+from ssvae.data import datasets
 
 
 def data_cfg(**overrides):
@@ -14,7 +15,7 @@ def data_cfg(**overrides):
 
 
 def test_digits_splits_are_disjoint_and_stratified():
-    splits = data.load_splits(data_cfg(num_labeled=50))
+    splits = datasets.load_splits(data_cfg(num_labeled=50))
     assert splits.image_hw == (8, 8)
     assert splits.x_train.dtype == np.float32 and 0 <= splits.x_train.min() and splits.x_train.max() <= 1
     n = len(splits.x_train) + len(splits.x_val) + len(splits.x_test)
@@ -26,23 +27,23 @@ def test_digits_splits_are_disjoint_and_stratified():
 
 
 def test_test_split_does_not_depend_on_data_seed():
-    a = data.load_splits(data_cfg(seed=1))
-    b = data.load_splits(data_cfg(seed=2))
+    a = datasets.load_splits(data_cfg(seed=1))
+    b = datasets.load_splits(data_cfg(seed=2))
     assert np.array_equal(a.x_test, b.x_test)
     assert not np.array_equal(a.x_train, b.x_train)
     assert a.fingerprint != b.fingerprint
-    assert data.load_splits(data_cfg(seed=1)).fingerprint == a.fingerprint
+    assert datasets.load_splits(data_cfg(seed=1)).fingerprint == a.fingerprint
 
 
 def test_num_samples_draws_without_replacement():
-    splits = data.load_splits(data_cfg(num_samples=300, val_split=0.2))
+    splits = datasets.load_splits(data_cfg(num_samples=300, val_split=0.2))
     assert len(splits.x_train) + len(splits.x_val) == 300
-    with pytest.raises(data.DataError, match="exceeds"):
-        data.load_splits(data_cfg(num_samples=5000))
+    with pytest.raises(datasets.DataError, match="exceeds"):
+        datasets.load_splits(data_cfg(num_samples=5000))
 
 
 def test_mnist5k_is_shuffled_before_splitting():
-    splits = data.load_splits(config.DataConfig(**config.defaults()["data"]))
+    splits = datasets.load_splits(config.DataConfig(**config.defaults()["data"]))
     assert splits.image_hw == (28, 28)
     assert len(splits.x_test) == 1000
     assert np.bincount(splits.y_test).tolist() == [100] * 10
@@ -71,11 +72,11 @@ def test_idx_folder_and_npz(tmp_path):
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     for path in (folder, npz):
-        splits = data.load_splits(data_cfg(dataset="fashion_mnist", path=str(path), num_labeled=20))
+        splits = datasets.load_splits(data_cfg(dataset="fashion_mnist", path=str(path), num_labeled=20))
         assert len(splits.x_test) == 50 and np.allclose(splits.x_test[0], x_test[0] / 255.0)
         assert len(splits.x_train) + len(splits.x_val) == 200
 
 
 def test_missing_files_give_a_clear_error(tmp_path):
-    with pytest.raises(data.DataError, match="has no train-images-idx3-ubyte"):
-        data.load_splits(data_cfg(dataset="mnist", path=str(tmp_path)))
+    with pytest.raises(datasets.DataError, match="has no train-images-idx3-ubyte"):
+        datasets.load_splits(data_cfg(dataset="mnist", path=str(tmp_path)))

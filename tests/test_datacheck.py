@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from ssvae import config, datacheck
+from ssvae.data import checks as datacheck
+from ssvae.pipeline import validation
 
 STEMS = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
          "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
@@ -45,7 +46,7 @@ def own_cache(tmp_path, monkeypatch):
 def errors(write_config, path):
     cfg = write_config(f"data: {{dataset: mnist, path: '{path}', num_samples: 150, num_labeled: 20}}\n"
                        "model: {hidden_dims: [16], latent_dim: 2, max_epochs: 1}\n")
-    (plan,) = config.load_plans(cfg)
+    (plan,) = validation.load_plans(cfg)
     return [str(e) for e in plan.errors]
 
 

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from ssvae import cli, diagnostics, report
+from ssvae import cli
+from ssvae.results import diagnostics, report
 
 from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 

@@ -1,10 +1,15 @@
-"""End to end on a real trained model: train.fit (2 epochs on digits) -> inference.load_model -> evaluate ->
+"""End to end on a real trained model: fit.fit (2 epochs on digits) -> inference.load_model -> evaluate ->
 build_report. Checks the pieces agree: the best checkpoint is what was scored, every metric and plot is a success
 for a model that enables them all, and the numbers in summary.json are the ones in metrics.json."""
 
 import pytest
 
-from ssvae import data, evaluate, inference, metrics, naming, plots, report, runs, train
+from ssvae import disk, naming
+from ssvae.data import datasets
+from ssvae.evaluation import evaluate, metrics
+from ssvae.model import inference
+from ssvae.results import plots, report
+from ssvae.training import fit
 
 from synthetic_run import load, metadata, strict_loads
 
@@ -18,11 +23,11 @@ pytestmark = pytest.mark.jax
 ], ids=["mix10_tau_het", "std_head_plain"])
 def test_trained_model_through_evaluate_and_report(tmp_path, model):
     experiment, effective = load(tmp_path, model=model, name="integration")
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     run_id = f"integration__{naming.arch_code(experiment.model)}__20250101_000000"
     run_dir = tmp_path / "results" / run_id
-    result = train.fit(experiment, splits, run_dir, resume_tag="integration", log=lambda message: None)
-    runs.write_json(run_dir / "train.json", {**result, "data": splits.describe()})
+    result = fit.fit(experiment, splits, run_dir, resume_tag="integration", log=lambda message: None)
+    disk.write_json(run_dir / "train.json", {**result, "data": splits.describe()})
 
     trained = inference.load_model(run_dir, experiment)
     document, arrays = evaluate.evaluate(experiment, splits, trained)

@@ -71,7 +71,7 @@ def test_the_report_shows_the_ranked_comparison_and_each_runs_numbers(built_repo
         open_view(browser, "Comparison", "1. ranked table of every run")
         table = browser.frame_text("data:text/html")
         browser.screenshot(shots / "report_comparison.png")
-        assert "Ranking by accuracy" in table and "accuracy % ± SE" in table and "gain (points)" in table
+        assert "ranking by accuracy" in table and "vs best (points)" in table and "gain (points)" in table
         for name, summary in summaries.items():
             head = summary["headline"]
             line = next(line for line in table.splitlines() if line.split("\t")[1:2] == [name])

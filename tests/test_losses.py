@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
-from ssvae import classifiers, config, losses, networks, priors
-from ssvae import optimizer as optimizer_mod
-from ssvae.model import Outputs
+from ssvae import config
+from ssvae.model import classifiers, losses, networks, priors
+from ssvae.training import optimizer as optimizer_mod
+from ssvae.model.vae import Outputs
 
 pytestmark = pytest.mark.jax
 
@@ -301,7 +302,7 @@ def test_head_cross_entropy_on_labeled_samples_only():
 def test_weighted_terms_apply_each_weight_and_honour_c_regularizer(regularizer):
     cfg = model_config(prior_type="geometric_mog", c_regularizer=regularizer, recon_weight=2.0, kl_weight=0.5,
                        kl_c_weight=3.0, c_logit_prior_weight=0.1, dirichlet_alpha=2.0, dirichlet_weight=0.7,
-                       component_diversity_weight=-0.2, label_weight=5.0, l1_weight=1e-3)
+                       component_diversity_weight=-0.2, label_weight=5.0, entropy_weight=0.3, consistency_weight=0.2, l1_weight=1e-3)
     means = {t: jnp.asarray(float(i + 1)) for i, t in enumerate(losses.TERMS)}
     got = {t: float(v) for t, v in losses.weighted_terms(cfg, means, jnp.asarray(0.5)).items()}
     categorical = regularizer in ("categorical", "both")
@@ -309,7 +310,25 @@ def test_weighted_terms_apply_each_weight_and_honour_c_regularizer(regularizer):
     assert got == pytest.approx({
         "reconstruction": 2.0 * 1, "kl_z": 0.5 * 2, "kl_c": 3.0 * 0.5 * 3 if categorical else 0.0,
         "logit_mog": 0.1 * 0.5 * 4 if mog else 0.0, "dirichlet": 0.7 * 5, "diversity": -0.2 * 6,
-        "classification": 5.0 * 7, "l1": 1e-3 * 8})
+        "classification": 5.0 * 7, "entropy": 0.3 * 8, "consistency": 0.2 * 9, "l1": 1e-3 * 10})
+
+
+def test_prediction_entropy_is_averaged_over_the_unlabeled_images_only():
+    probs = jnp.asarray([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.25, 0.25, 0.5]])
+    expected = [0.0, np.log(2.0), -(0.2 * np.log(0.2) + 0.3 * np.log(0.3) + 0.5 * np.log(0.5)),
+                -(0.5 * np.log(0.25) + 0.5 * np.log(0.5))]
+    entropy = losses.prediction_entropy(probs)
+    np.testing.assert_allclose(np.asarray(entropy), expected, rtol=1e-6)
+    weights, labeled = jnp.asarray([1.0, 1.0, 1.0, 0.0]), jnp.asarray([0.0, 1.0, 0.0, 0.0])
+    means = losses.batch_means({"entropy": entropy}, weights, labeled)
+    assert float(means["entropy"]) == pytest.approx((expected[0] + expected[2]) / 2)
+
+
+def test_consistency_is_the_mean_squared_difference_of_the_two_predictions():
+    p1 = jnp.asarray([[0.5, 0.5], [1.0, 0.0], [0.2, 0.8]])
+    p2 = jnp.asarray([[0.5, 0.5], [0.0, 1.0], [0.6, 0.4]])
+    got = losses.consistency_term(p1, p2, jnp.asarray([1.0, 1.0, 0.0]))
+    assert float(got) == pytest.approx((0.0 + 2.0) / 2)
 
 
 def test_terms_a_prior_does_not_have_contribute_exact_zero():

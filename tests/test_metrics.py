@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from ssvae import data, evaluate, metrics, runs
-from ssvae.predictions import Predictions
+from ssvae import disk
+from ssvae.data import datasets
+from ssvae.evaluation import evaluate, metrics
+from ssvae.evaluation.predictions import Predictions
 
 from synthetic_run import MIXTURE, CentroidModel, load, strict_loads
 
@@ -250,7 +252,7 @@ def test_evaluate_runs_the_model_once_and_writes_strict_json(tmp_path):
     # validation rejects unknown names; evaluate still notes one that reaches it another way
     experiment = dataclasses.replace(experiment, evaluation=dataclasses.replace(
         experiment.evaluation, skip_metrics=("nmi", "no_such_metric")))
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     model = CentroidModel(experiment, splits)
     document, arrays = evaluate.evaluate(experiment, splits, model)
     assert model.predict_calls == 1
@@ -275,7 +277,7 @@ def test_evaluate_runs_the_model_once_and_writes_strict_json(tmp_path):
 
 def test_evaluate_on_the_validation_split_and_without_baseline(tmp_path):
     experiment, _ = load(tmp_path, evaluation={"split": "val", "baseline": False})
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     document, arrays = evaluate.evaluate(experiment, splits, CentroidModel(experiment, splits))
     assert document["split"] == "val" and document["num_examples"] == len(splits.y_val)
     assert document["baseline"]["logistic_regression"]["status"] == "disabled"
@@ -284,7 +286,7 @@ def test_evaluate_on_the_validation_split_and_without_baseline(tmp_path):
 
 def test_evaluate_rejects_predictions_that_break_the_contract(tmp_path):
     experiment, _ = load(tmp_path)
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
 
     class Truncating(CentroidModel):
         def predict(self, x, batch_size):
@@ -296,7 +298,7 @@ def test_evaluate_rejects_predictions_that_break_the_contract(tmp_path):
 
 def test_a_failing_sampler_is_recorded_not_hidden(tmp_path):
     experiment, _ = load(tmp_path)
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
 
     class NoSampler(CentroidModel):
         def sample(self, n_per_component, seed=0):
@@ -306,4 +308,4 @@ def test_a_failing_sampler_is_recorded_not_hidden(tmp_path):
     assert document["artifacts"]["samples"] == {"value": None, "status": "failed",
                                                 "reason": "RuntimeError: sampler exploded"}
     assert "samples" not in arrays
-    assert math.isfinite(runs.jsonable(document)["metrics"]["accuracy"]["value"])
+    assert math.isfinite(disk.jsonable(document)["metrics"]["accuracy"]["value"])

@@ -11,9 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssvae import config, losses, naming, step
-from ssvae.rng import run_keys
-from ssvae.model import build_model, init_params
+from ssvae import config, naming
+from ssvae.model import losses
+from ssvae.training import step
+from ssvae.model.rng import run_keys
+from ssvae.model.vae import build_model, init_params
 
 pytestmark = pytest.mark.jax
 

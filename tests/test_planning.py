@@ -1,4 +1,4 @@
-"""Planning many configs at once (ssvae.planning), the timestamp ledger's recovery, and the train lock."""
+"""Planning many configs at once (ssvae.pipeline.planning), the timestamp ledger's recovery, and the train lock."""
 
 import json
 import os
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ssvae import planning, runlock, runs, stages
+from ssvae import disk
+from ssvae.pipeline import planning, stages
+from ssvae.results import runlock, runs
 
 GOOD = textwrap.dedent("""\
     experiment: {{name: {name}}}
@@ -118,7 +120,7 @@ def test_a_lost_ledger_is_recovered_from_the_run_folders(results):
     ts = runs.mint_timestamp(results, "exp", "std_head_plain", "abc123")
     folder = results / f"exp__std_head_plain__{ts}"
     folder.mkdir(parents=True)
-    runs.write_yaml(folder / "config.yaml", {"experiment": {"name": "exp"}, "identity": "abc123"})
+    disk.write_yaml(folder / "config.yaml", {"experiment": {"name": "exp"}, "identity": "abc123"})
     for path in (results / ".ledger").iterdir():
         path.unlink()
     assert runs.mint_timestamp(results, "exp", "std_head_plain", "abc123") == ts
@@ -141,7 +143,7 @@ def test_jax_cache_setting(monkeypatch):
 
 def test_a_second_train_job_on_a_busy_run_folder_fails_at_once(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae import runlock;"
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae.results import runlock;"
          "ctx = runlock.holding(sys.argv[2]); ctx.__enter__(); print('held', flush=True); time.sleep(60)",
          str(planning.__file__).rsplit("/ssvae/", 1)[0], str(tmp_path)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "SLURM_JOB_ID": "4242"})

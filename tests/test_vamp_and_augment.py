@@ -7,9 +7,10 @@ import pytest
 from scipy import stats
 from scipy.special import softmax
 
-from ssvae import augment, config, step
-from ssvae.rng import run_keys
-from ssvae.model import build_model, init_params
+from ssvae import config
+from ssvae.training import augment, step
+from ssvae.model.rng import run_keys
+from ssvae.model.vae import build_model, init_params
 
 pytestmark = pytest.mark.jax
 

@@ -12,7 +12,8 @@ import pexpect
 import pytest
 from synthetic_run import write_summary_folder
 
-from ssvae import runlock, runs
+from ssvae import disk
+from ssvae.results import runlock, runs
 
 SSVAE = str(Path(sys.executable).with_name("ssvae"))
 TRAINING = "live__mix10_tau_ca__20250103_100000"
@@ -22,7 +23,7 @@ FAILED = "broken__std_head_plain__20250101_080000"
 
 def write_progress(folder: Path, epoch: int, max_epochs: int, seconds_per_epoch: float) -> None:
     """progress.json as the training writes it after an epoch (its writer is tested in test_train.py)."""
-    runs.write_json(folder / runs.PROGRESS_FILE, {
+    disk.write_json(folder / runs.PROGRESS_FILE, {
         "phase": "training", "epoch": epoch, "max_epochs": max_epochs, "seconds_per_epoch": seconds_per_epoch,
         "eta_s": (max_epochs - epoch) * seconds_per_epoch, "best_epoch": epoch, "monitor": "val_objective",
         "best_value": 101.5, "losses": {"train_loss": 120.25, "val_loss": 101.5}, "val_accuracy": 0.625,
@@ -35,7 +36,7 @@ def results(tmp_path, template):
     write_summary_folder(results, template, FINISHED, accuracy=0.81, baseline=0.76, elbo=-100.0)
     (results / TRAINING).mkdir()
     write_progress(results / TRAINING, 37, 150, 80 / 113)
-    runs.write_json(results / FAILED / "train_failed.json",
+    disk.write_json(results / FAILED / "train_failed.json",
                     {"status": "failed", "reason": "diverged \x1b[2J\x1b]0;owned\x07 at epoch 3"})
     return results
 
@@ -80,9 +81,9 @@ def test_watch_in_a_terminal_refreshes_while_a_run_trains_and_exits_when_nothing
         time.sleep(1.5)  # past the grace period: a live training keeps the view open
         assert child.isalive()
         # the training writes its outputs and its process ends (releasing the run's lock)
-        runs.write_json(folder / "train.json", {"status": "success", "epochs_completed": 150})
-        runs.write_text(folder / "history.csv", "epoch\n")
-        runs.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
+        disk.write_json(folder / "train.json", {"status": "success", "epochs_completed": 150})
+        disk.write_text(folder / "history.csv", "epoch\n")
+        disk.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
         lock.__exit__(None, None, None)
         child.expect("waiting to evaluate")
         child.expect(pexpect.EOF)

@@ -1,6 +1,6 @@
 """The workflow as a user meets it: real `snakemake` on tiny configs, checking which jobs ran and what changed.
 
-Every row of SPEC section 2's re-run table is a test here. A module-scoped workspace is run once; each test
+Every row of the README's re-run table is a test here. A module-scoped workspace is run once; each test
 works on its own copy (results and Snakemake's metadata included).
 """
 

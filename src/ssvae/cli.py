@@ -9,10 +9,12 @@ import datetime as dt
 import fnmatch
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
-from . import config, naming, runs, runstate, text
+from ssvae import config, disk, naming, text
+from ssvae.results import runs, runstate
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
@@ -27,9 +29,11 @@ def _warn(message: str) -> None:
 
 
 def _validate(args) -> int:
+    from ssvae.pipeline import validation
+
     failed = 0
     for path in args.configs:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
                 _out(f"warning: {warning}", file=sys.stderr)
@@ -62,9 +66,11 @@ def existing_run(results: Path, name: str, arch: str, identity: str) -> str | No
 
 
 def _arch(args) -> int:
+    from ssvae.pipeline import validation
+
     status = 0
     for path in args.configs:
-        for plan in config.load_plans(path):
+        for plan in validation.load_plans(path):
             if not plan.ok:
                 status = 1
                 for error in plan.errors:
@@ -98,7 +104,7 @@ def default_experiments(workflow_config: Path = Path("workflow/config.yaml")) ->
 
 
 def _plan(args) -> int:
-    from . import planning
+    from ssvae.pipeline import planning
 
     files = args.configs or default_experiments()
     if not files:
@@ -190,19 +196,46 @@ def _filter(rows: list[dict], args) -> list[dict]:
     return rows
 
 
+RANKED_WITHIN_BLOCKS = ("accuracy", "gain")
+
+
 def _sort(rows: list[dict], key: str) -> list[dict]:
-    """Metrics best first (missing values last), date newest first, the rest alphabetically."""
+    """Metrics best first (missing values last), date newest first, the rest alphabetically. Accuracy and gain
+    are ranked within each dataset and test split (`compare.block_of`): scores on other test images are not
+    comparable."""
+    from ssvae.results.compare import block_of
+
     column = {"date": "ts", "training_time": "training_time_sec"}.get(key, key)
     if key in ("name", "arch", "status"):
         return sorted(rows, key=lambda r: (str(r.get(column)), r["run_id"]))
     descending = key not in ("training_time",)
     present = [r for r in rows if r.get(column) is not None]
     missing = [r for r in rows if r.get(column) is None]
-    return sorted(present, key=lambda r: r[column], reverse=descending) + missing
+    ordered = sorted(present, key=lambda r: r[column], reverse=descending)
+    if key in RANKED_WITHIN_BLOCKS:
+        ordered.sort(key=block_of)  # stable: best first within each block
+    return ordered + missing
+
+
+def differing_config_keys(rows: list[dict]) -> list[str]:
+    """The effective config keys (`section.key` of data, model, evaluation) whose values differ between the rows
+    that have a config: what sets the listed runs apart."""
+    from ssvae.results.compare import flatten_config
+
+    flats = [flatten_config(r["config"]) for r in rows if r.get("config")]
+    keys = sorted({k for flat in flats for k in flat})
+    return [k for k in keys if len({json.dumps(flat.get(k), sort_keys=True) for flat in flats}) > 1]
+
+
+def _config_values(row: dict, keys: list[str]) -> dict:
+    from ssvae.results.compare import flatten_config
+
+    flat = flatten_config(row.get("config") or {})
+    return {k: flat.get(k) for k in keys}
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "epoch", "log", "dataset", "tags",
-          "group", "sweep", "seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se",
+          "group", "sweep", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se",
           "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec",
           "warnings", "path", "progress")
 
@@ -231,7 +264,8 @@ def _check_statuses(wanted: str) -> None:
 
 
 def _runs(args) -> int:
-    from . import compare
+    from ssvae.results import compare
+    from ssvae.results.compare import block_of
 
     if args.status:
         _check_statuses(args.status)
@@ -241,15 +275,18 @@ def _runs(args) -> int:
     hidden = [] if args.all or args.status else [r for r in rows if r.get("superseded_by")]
     rows = [r for r in rows if r not in hidden]
     rows = _sort(rows, args.sort) if args.sort else rows
+    keys = differing_config_keys(rows)
     if args.json:
-        print(json.dumps([{k: r.get(k) for k in LISTED} for r in rows], indent=2))
+        print(json.dumps([{k: r.get(k) for k in LISTED} | {"config": _config_values(r, keys)} for r in rows],
+                         indent=2))
         return 0
     if args.csv:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LISTED, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=[*LISTED, *keys], lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            out = {k: r.get(k) for k in LISTED}
+            out = {k: r.get(k) for k in LISTED} | {k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                                                     for k, v in _config_values(r, keys).items()}
             out["progress"] = runs.progress_text(r.get("progress"))
             out["warnings"] = " ".join(r.get("warnings") or [])
             out["tags"] = " ".join(r.get("tags") or [])
@@ -278,6 +315,10 @@ def _runs(args) -> int:
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
             _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    blocks = {"/".join(block_of(r)[:2]) for r in rows if r.get("accuracy") is not None}
+    if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
+        _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "
+             "test images are not compared)")
     noted = [r for r in rows if r["status"] in NOTED and r.get("reason")]
     if noted:
         _out()
@@ -326,19 +367,67 @@ def _headline_pairs(row: dict) -> list[tuple[str, str]]:
          + (" (below the baseline)" if (row.get("gain") or 0) < 0 else "")),
         ("ELBO", f"{_fmt(row.get('elbo'))} ({likelihood.get(row.get('likelihood'), '-')} likelihood)"),
         ("K_eff", _fmt(row.get("k_eff"))),
+        ("seeds", f"model {_fmt(row.get('seed'))}, data {_fmt(row.get('data_seed'))}"),
         ("best epoch / epochs", f"{_fmt(row.get('best_epoch'))} / {_fmt(row.get('epochs_completed'))}"
          + (" (stopped early)" if row.get("stopped_early") else "")),
         ("training time (s)", _fmt(row.get("training_time_sec"), 1)),
     ]
 
 
+def _show_sweep(args, members: list[dict]) -> int:
+    """A sweep (or seed group) by name: what it varied, its points ranked within each dataset and test split with
+    ties marked, and its runs that are not finished."""
+    from ssvae.results import compare
+
+    finished = [r for r in members if r["status"] in compare.RANKABLE]
+    blocks = [compare.rank_entries(b) for b in compare.blocks_of(compare.make_entries(finished))]
+    for block in blocks:
+        compare.mark_ties(block, "accuracy")
+    keys = differing_config_keys(members)
+    if args.json:
+        print(json.dumps({
+            "sweep": args.run, "varied": keys,
+            "runs": [{k: r.get(k) for k in LISTED} | {"config": _config_values(r, keys)} for r in members],
+            "blocks": [{"block": "/".join(compare.block_of(b[0]["members"][0])), "entries": [
+                {"label": e["label"], "arch": e["arch"], "run_ids": [m["run_id"] for m in e["members"]],
+                 "accuracy": e["stats"]["accuracy"], "vs_best": e.get("vs_best")} for e in b]} for b in blocks]},
+            indent=2))
+        return 0
+    sources = sorted({str(((r.get("config") or {}).get("experiment") or {}).get("name") or r["name"]) for r in members})
+    _out(f"sweep {args.run}: {len(members)} run(s), {len(finished)} finished; experiments {', '.join(sources[:5])}"
+         + (" …" if len(sources) > 5 else ""))
+    _out(f"  varies: {', '.join(keys) if keys else 'nothing (one point)'}")
+    for block in blocks:
+        _out(f"\n{compare.block_title(block)}: ranked by accuracy (SE: binomial, one run; sd: over seeds)")
+        header = ("#", "entry", "arch", "accuracy %", "vs best (points)", "gain (points)")
+        table = [header] + [(str(i), e["label"] if e["single"] is not None else
+                             f"{e['label']} ({len(e['members'])} seeds: {compare._seeds_text(e)})", e["arch"],
+                             compare._accuracy_cell(e), compare._vs_best_cell(e), compare._gain_cell(e))
+                            for i, e in enumerate(block, 1)]
+        widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+        for line in table:
+            _out("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    unfinished = [r for r in members if r["status"] not in compare.RANKABLE]
+    if unfinished:
+        _out(f"\nnot finished ({len(unfinished)}):")
+        for r in unfinished:
+            _out(f"  {r['run_id']}  {r['status']}" + (f" {runs.progress_text(r.get('progress'))}"
+                                                      if r.get("progress") else "")
+                 + (f": {r['reason']}" if r.get("reason") else ""))
+    return 0
+
+
 def _show(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     rows = compare.run_rows(args.results, warn=_warn)
+    if not any(args.run in (r["run_id"], r["name"]) for r in rows) and not Path(args.run).is_dir():
+        members = [r for r in rows if args.run in (r.get("sweep"), r.get("group")) and not r.get("superseded_by")]
+        if members:
+            return _show_sweep(args, members)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = runs.read_json_or_reason(folder / "summary.json")
+    summary, _ = disk.read_json_or_reason(folder / "summary.json")
     summary = summary if isinstance(summary, dict) else {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
@@ -377,7 +466,7 @@ def _show(args) -> int:
 
 
 def _diff(args) -> int:
-    from . import compare, relevance
+    from ssvae.results import compare, relevance
 
     rows = compare.run_rows(args.results, warn=_warn)
     a, b = resolve_run(args.results, args.run_a, rows), resolve_run(args.results, args.run_b, rows)
@@ -399,6 +488,10 @@ def _diff(args) -> int:
                           "metrics": {m: {"a": a.get(m), "b": b.get(m)} for m in changed}}, indent=2, default=str))
         return 0
     _out(f"A: {a['run_id']}\nB: {b['run_id']}\n")
+    if compare.block_of(a) != compare.block_of(b) and a.get("accuracy") is not None and b.get("accuracy") is not None:
+        _out("note: A and B were scored on different test images (" + " vs ".join(
+            "/".join(compare.block_of(r)[:2]) + f", n={r.get('n')}" for r in (a, b))
+             + "): their accuracies are not comparable\n")
     if keys:
         table = [("config key", "A", "B")]
         for k in keys:
@@ -430,7 +523,8 @@ def _diff(args) -> int:
 
 
 def _watch(args) -> int:
-    from . import compare, watch
+    from ssvae import watch
+    from ssvae.results import compare
 
     if not args.results.is_dir():
         raise SystemExit(f"ssvae watch: no results folder {args.results} (give --results, or start snakemake first)")
@@ -439,7 +533,7 @@ def _watch(args) -> int:
 
 
 def _compare(args) -> int:
-    from . import compare
+    from ssvae.results import compare
 
     result = compare.compare_runs(args.results, metric=args.sort, warn=_warn)
     _out(f"ranked {len(result['ranked'])} entries of {len(result['rows'])} run folders by {args.sort}: "
@@ -450,14 +544,14 @@ def _compare(args) -> int:
 def _legend(args) -> int:
     text = naming.naming_legend(config.defaults()["model"])
     if args.out:
-        runs.write_text(args.out, text)
+        disk.write_text(args.out, text)
     else:
         _out(text)
     return 0
 
 
 def _run(args) -> int:
-    from . import stages
+    from ssvae.pipeline import stages
 
     try:
         for config_path in args.configs:
@@ -471,7 +565,7 @@ def _run(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .compare import RANK_METRICS
+    from ssvae.results.compare import RANK_METRICS
 
     parser = argparse.ArgumentParser(prog="ssvae", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -545,12 +639,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the reader stopped reading (`ssvae runs | head`): not an error; nothing more is printed
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
-        fault = runs.write_fault(exc)
+        fault = disk.write_fault(exc)
         if fault is None:
             raise
-        _out(f"error: {runs.write_fault_message(fault)}", file=sys.stderr)
+        _out(f"error: {disk.write_fault_message(fault)}", file=sys.stderr)
         return 1
 
 

@@ -14,7 +14,7 @@ import numbers
 import re
 from typing import Any, Iterable, Sequence
 
-from . import text as text_mod
+from ssvae import text as text_mod
 
 PAGE_STYLE = """
 body { background: #fff; color: #1f2328; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;

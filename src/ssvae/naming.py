@@ -6,7 +6,7 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
-from . import document
+from ssvae import document
 
 MAX_NAME_LENGTH = 64
 

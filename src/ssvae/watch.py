@@ -23,7 +23,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from . import runs, text
+from ssvae import text
+from ssvae.results import runs
 
 RUNNING = ("training",)
 WAITING = ("planned", "trained", "evaluated")
@@ -156,6 +157,13 @@ def last_change(results: Path, rows: list[dict]) -> float:
     return max(times, default=0.0)
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader stopped reading (`ssvae watch --once | head`): end as the other commands do (cli.main)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _signature(rows: list[dict]) -> tuple:
     return tuple((r["run_id"], r["status"], (r.get("progress") or {}).get("epoch")) for r in rows)
 
@@ -166,7 +174,7 @@ def watch(results: Path, read_rows: Callable[[], list[dict]], *, interval: float
     On a terminal the view is redrawn in place; otherwise (a pipe, a log file) a new view is printed whenever a
     run's status or epoch changes. Returns the exit status: 0, or 130 after Ctrl-C."""
     # through a pipe, lines as wide as they need (a script or `grep` reads them), not folded at 80 columns
-    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 400)
+    console = console or _Console(highlight=False, width=None if sys.stdout.isatty() else 400)
     rows = read_rows()
     if once:
         console.print(frame(results, rows))

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssvae import cli, config, data, naming
+from ssvae import cli, config, naming
+from ssvae.data import datasets
 
 from .corpus import CORPUS, GOOD_EDGE_CASES, write_corpus
 
@@ -154,7 +155,8 @@ def test_long_name_is_cut_with_a_warning(tmp_path):
 
 def test_the_cut_name_warning_reaches_summary_json(tmp_path):
     """Through the real stages (a non-neural model stands in for training, see synthetic_run)."""
-    from ssvae import runs, stages
+    from ssvae import disk
+    from ssvae.pipeline import stages
     from synthetic_run import make_run
 
     path = tmp_path / "long.yaml"
@@ -164,11 +166,11 @@ def test_the_cut_name_warning_reaches_summary_json(tmp_path):
     validated, run_json = results / ".plan/long/validated.json", results / ".plan/long/run.json"
     stages.validate_config(path, "long", validated, log=lambda _: None)
     run = stages.derive_arch_code(validated, results, run_json, log=lambda _: None)
-    make_run(results, run["run_id"], config.Experiment.from_effective(runs.read_json(validated)["effective"]))
+    make_run(results, run["run_id"], config.Experiment.from_effective(disk.read_json(validated)["effective"]))
     summary = stages.report(validated, run_json, results / run["run_id"], log=lambda _: None)
     assert run["run_id"].startswith("b" * 64 + "__")
     assert any("is cut to" in w for w in summary["warnings"]), summary["warnings"]
-    assert any("is cut to" in w for w in runs.read_json(results / run["run_id"] / "summary.json")["warnings"])
+    assert any("is cut to" in w for w in disk.read_json(results / run["run_id"] / "summary.json")["warnings"])
 
 
 def test_errors_name_the_line(tmp_path):
@@ -186,28 +188,28 @@ def test_the_cheap_split_check_never_passes_a_split_that_lacks_a_class(seed):
     """`surely_holds_every_class` may say no to a fine split, never yes to a bad one."""
     rng = np.random.default_rng(seed)
     dataset = ["digits", "mnist5k"][seed % 2]
-    y, _ = data.labels(dataset)
+    y, _ = datasets.labels(dataset)
     cfg = config.DataConfig(dataset, None, None, int(rng.integers(0, 50)), float(rng.choice([0.005, 0.01, 0.02,
                             0.05, 0.1, 0.5, 0.9])), float(rng.choice([0.003, 0.006, 0.01, 0.05, 0.2, 0.95])),
                             int(rng.integers(0, 2**32)))
-    surely = data.surely_holds_every_class(np.bincount(y, minlength=10), cfg, official_test=False)
+    surely = datasets.surely_holds_every_class(np.bincount(y, minlength=10), cfg, official_test=False)
     try:
-        index = data.split_index(y, cfg, official_test=False)
-    except data.DataError:
+        index = datasets.split_index(y, cfg, official_test=False)
+    except datasets.DataError:
         assert not surely
         return
     num_samples = int(rng.integers(20, 1000))
     sampled = dataclasses.replace(cfg, num_samples=num_samples, num_labeled=min(cfg.num_labeled, 10))
-    with contextlib.suppress(data.DataError):
-        assert len(data.split_index(y, sampled, False).train) == data.training_size(len(y), sampled, False)
-    assert len(index.train) == data.training_size(len(y), cfg, official_test=False)
+    with contextlib.suppress(datasets.DataError):
+        assert len(datasets.split_index(y, sampled, False).train) == datasets.training_size(len(y), sampled, False)
+    assert len(index.train) == datasets.training_size(len(y), cfg, official_test=False)
     if surely:
-        assert data.missing_classes(y, None, index, 10) == {}
+        assert datasets.missing_classes(y, None, index, 10) == {}
 
 
 def test_embedded_label_tables_are_the_datasets_labels():
-    assert np.array_equal(data.labels("digits")[0], data._digits()[1])
-    assert np.array_equal(data.labels("mnist5k")[0], data._mnist5k()[1])
+    assert np.array_equal(datasets.labels("digits")[0], datasets._digits()[1])
+    assert np.array_equal(datasets.labels("mnist5k")[0], datasets._mnist5k()[1])
 
 
 def _limited(memory_bytes: int):

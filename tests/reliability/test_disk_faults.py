@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ssvae import config, planning, runs, stages
+from ssvae import config, disk
+from ssvae.pipeline import planning, stages
 
 from synthetic_run import make_run, write_config
 from .conftest import temp_files
@@ -38,7 +39,7 @@ def plan_run(results: Path, config_dir: Path, name: str) -> tuple[Path, Path, Pa
 def trained_run(results: Path, config_dir: Path, name: str) -> tuple[Path, Path, Path]:
     """A run as train + evaluate leave it (a real non-neural model, see synthetic_run)."""
     validated, run_json, run_dir = plan_run(results, config_dir, name)
-    make_run(results, run_dir.name, config.Experiment.from_effective(runs.read_json(validated)["effective"]))
+    make_run(results, run_dir.name, config.Experiment.from_effective(disk.read_json(validated)["effective"]))
     return validated, run_json, run_dir
 
 
@@ -68,15 +69,15 @@ def assert_readable_fault(proc: subprocess.CompletedProcess, reason: str, under:
 
 def test_atomic_write_on_a_full_disk_keeps_the_old_file(small_fs):
     target = small_fs.path / "results" / "summary.json"
-    runs.write_json(target, {"status": "success"})
+    disk.write_json(target, {"status": "success"})
     before = target.read_bytes()
     small_fs.fill()
     with pytest.raises(OSError) as caught:
-        runs.write_json(target, {"status": "success", "padding": "x" * 100_000})
+        disk.write_json(target, {"status": "success", "padding": "x" * 100_000})
     assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
     assert target.read_bytes() == before
     assert temp_files(small_fs.path) == []
-    assert "disk is full" in runs.write_fault_message(runs.write_fault(caught.value))
+    assert "disk is full" in disk.write_fault_message(disk.write_fault(caught.value))
 
 
 def test_report_on_a_full_disk_then_after_freeing_space(small_fs, tmp_path, run_folder_invariant):
@@ -93,7 +94,7 @@ def test_report_on_a_full_disk_then_after_freeing_space(small_fs, tmp_path, run_
     (small_fs.path / "filler.bin").unlink()
     proc = stage("report.py", "--run-dir", str(third[2]))
     assert proc.returncode == 0, proc.stderr
-    assert runs.read_json(third[2] / "summary.json")["status"]
+    assert disk.read_json(third[2] / "summary.json")["status"]
 
 
 def test_derive_arch_code_on_a_full_disk_leaves_the_ledger(small_fs, tmp_path, run_folder_invariant):
@@ -109,7 +110,7 @@ def test_derive_arch_code_on_a_full_disk_leaves_the_ledger(small_fs, tmp_path, r
         with pytest.raises(OSError) as caught:
             planning.derive_all(["fresh"], results)
         assert str(results) in caught.value.filename
-        assert "the disk is full" in runs.write_fault_message(runs.write_fault(caught.value))
+        assert "the disk is full" in disk.write_fault_message(disk.write_fault(caught.value))
     assert not (fresh / "run.json").exists()
     assert {p: p.read_bytes() for p in (results / ".ledger").glob("*.json") if p in ledgers} == ledgers
     assert temp_files(results) == []
@@ -129,6 +130,6 @@ def test_read_only_results(small_fs, tmp_path, run_folder_invariant):
         assert f"cannot write {results}" in proc.stderr and "read-only" in proc.stderr, proc.stderr
         with pytest.raises(OSError) as caught:  # validate_config, in Snakemake's process (see above)
             planning.validate_all({"late": [str(path)]}, results)
-        assert "the file system is read-only" in runs.write_fault_message(runs.write_fault(caught.value))
+        assert "the file system is read-only" in disk.write_fault_message(disk.write_fault(caught.value))
         proc = stage("report.py", "--run-dir", str(done))
         assert_readable_fault(proc, "the file system is read-only", results)

@@ -19,7 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ssvae import checkpoints, config, data, inference, stages, train
+from ssvae import config
+from ssvae.data import datasets
+from ssvae.model import checkpoints, inference
+from ssvae.pipeline import stages
+from ssvae.training import fit
 
 pytestmark = pytest.mark.jax
 
@@ -31,7 +35,7 @@ TINY = {"hidden_dims": [32, 16], "latent_dim": 4, "batch_size": 128, "patience":
 @pytest.fixture(scope="module")
 def jax_cache(tmp_path_factory):
     """One compilation cache for the module's subprocesses and, installed here, for its in-process runs."""
-    from ssvae import compiling
+    from ssvae.runtime import compiling
 
     path = tmp_path_factory.mktemp("jax-cache")
     compiling.install(path)
@@ -75,16 +79,16 @@ def stop_after(epoch: int, messages: list):
 
 def test_a_damaged_resume_checkpoint_resumes_from_the_previous_epoch_with_the_same_numbers(tmp_path, jax_cache):
     _, _, run_dir, exp = planned(tmp_path, "damaged", max_epochs=5)
-    splits = data.load_splits(exp.data)
+    splits = datasets.load_splits(exp.data)
     reference = tmp_path / "reference"
-    train.fit(exp, splits, reference, resume_tag="t", log=lambda _: None)
+    fit.fit(exp, splits, reference, resume_tag="t", log=lambda _: None)
     with pytest.raises(Stop):
-        train.fit(exp, splits, run_dir, resume_tag="t", log=stop_after(3, []))
+        fit.fit(exp, splits, run_dir, resume_tag="t", log=stop_after(3, []))
     resume = run_dir / "checkpoints" / "resume.msgpack"
     assert checkpoints.previous_path(resume).exists()
     resume.write_bytes(resume.read_bytes()[:-100])  # cut short, as a copy interrupted or a disk error leaves it
     messages = []
-    result = train.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
+    result = fit.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
     warning = next(m for m in messages if m.startswith("warning:"))
     assert str(resume) in warning and "truncated" in warning
     assert any(f"resuming from {checkpoints.previous_path(resume)} after epoch 2" in m for m in messages)
@@ -94,11 +98,11 @@ def test_a_damaged_resume_checkpoint_resumes_from_the_previous_epoch_with_the_sa
 
 def test_a_finished_training_run_again_retrains_from_scratch_and_a_killed_one_resumes(tmp_path, jax_cache):
     _, _, run_dir, exp = planned(tmp_path, "again", max_epochs=3)
-    splits = data.load_splits(exp.data)
-    first = train.fit(exp, splits, run_dir, resume_tag="t", log=lambda _: None)
+    splits = datasets.load_splits(exp.data)
+    first = fit.fit(exp, splits, run_dir, resume_tag="t", log=lambda _: None)
     before = history(run_dir)
     messages = []
-    again = train.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
+    again = fit.fit(exp, splits, run_dir, resume_tag="t", log=messages.append)
     assert again["resumed_from_epoch"] is None
     assert any("holds a finished training (3 epochs): training again from scratch" in m for m in messages)
     assert sum(m.startswith("epoch ") for m in messages) == 3
@@ -155,7 +159,7 @@ def test_sigterm_saves_the_last_epoch_and_exits(tmp_path, jax_cache):
 
 COMPILE = textwrap.dedent("""
     import json, os, pathlib, sys, time
-    from ssvae import compiling
+    from ssvae.runtime import compiling
     cache = compiling.install(sys.argv[1])
     import jax, jax.numpy as jnp
 

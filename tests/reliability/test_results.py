@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ssvae import compare, runs
+from ssvae.results import compare, runs
 
 from synthetic_run import write_summary_folder
 from workflow_helpers import clone_workspace, run_folders, snakemake

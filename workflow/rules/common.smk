@@ -13,9 +13,9 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from ssvae import naming as ssvae_naming
-from ssvae import planning as ssvae_planning
-from ssvae import runs as ssvae_runs
-from ssvae import runstate as ssvae_runstate
+from ssvae.pipeline import planning as ssvae_planning
+from ssvae import disk as ssvae_disk
+from ssvae.results import runstate as ssvae_runstate
 
 validate(config, schema="../schemas/workflow.schema.yaml")
 
@@ -65,7 +65,7 @@ def experiment_files():
 
 # Which plan names each run folder: train, evaluate and report do not take the plan files as inputs (a file
 # that is one of N outputs of a job costs Snakemake O(N) to look up); the DAG reaches them only through the
-# derive_arch_code checkpoint, and their scripts find the plan from the run id (ssvae.planning.plan_of_run).
+# derive_arch_code checkpoint, and their scripts find the plan from the run id (ssvae.pipeline.planning.plan_of_run).
 
 # Plan key (config stem, plus sweep point label) -> the config file(s) giving it. Never raises for one file:
 # what is wrong with a file (its YAML, its name, its sweep, a key shared with another file) is reported by
@@ -303,10 +303,10 @@ def readable_write_faults():
     try:
         yield
     except OSError as exc:
-        fault = ssvae_runs.write_fault(exc)
+        fault = ssvae_disk.write_fault(exc)
         if fault is None:
             raise
-        raise WorkflowError(ssvae_runs.write_fault_message(fault)) from None
+        raise WorkflowError(ssvae_disk.write_fault_message(fault)) from None
 
 
 @contextlib.contextmanager

@@ -11,15 +11,18 @@ run, each either valid (with the effective config, every default resolved) or ca
 - `rules`: one named function per semantic rule (`RULES`).
 - `sweeps`: grid expansion, point labels, plan keys.
 - `loading`: reading a file; `plans`: putting it all together.
+
+Imports only `ssvae.naming`: the checks that read a dataset's files or the metric and plot registries are
+added by `ssvae.pipeline.validation`.
 """
 
-from .legacy import LEGACY_DATASET_VARIANTS, UNSUPPORTED_UNLESS_OFF, normalise_legacy
-from .loading import MAX_ALIAS_NODES, MAX_CONFIG_BYTES, MAX_DEPTH, Loaded, read_config, read_yaml
-from .plans import Plan, load_experiment, load_plan, load_plans, plan_keys, resolve, run_identity
-from .rules import RULES, Findings, semantic_errors
-from .schema import StrictValidator, _schema_text, defaults, fill, schema, schema_errors  # noqa: F401
-from .sweeps import KEY_ABBREVIATIONS, MAX_SWEEP_POINTS, SEED_KEY, plan_key, point_label, sweep_points, sweep_size
-from .types import (
+from ssvae.config.legacy import LEGACY_DATASET_VARIANTS, UNSUPPORTED_UNLESS_OFF, normalise_legacy
+from ssvae.config.loading import MAX_ALIAS_NODES, MAX_CONFIG_BYTES, MAX_DEPTH, Loaded, read_config, read_yaml
+from ssvae.config.plans import Plan, load_experiment, load_plan, load_plans, plan_keys, resolve, run_identity
+from ssvae.config.rules import RULES, Findings, semantic_errors
+from ssvae.config.schema import StrictValidator, _schema_text, defaults, fill, schema, schema_errors  # noqa: F401
+from ssvae.config.sweeps import KEY_ABBREVIATIONS, MAX_SWEEP_POINTS, SEED_KEY, plan_key, point_label, sweep_points, sweep_size
+from ssvae.config.types import (
     CONDITIONABLE_PRIORS,
     DATASETS,
     MIXTURE_PRIORS,

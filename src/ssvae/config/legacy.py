@@ -1,10 +1,10 @@
-"""The earlier system's config spellings, mapped onto this schema (SPEC section 3)."""
+"""The earlier system's config spellings, mapped onto this schema (docs/configuration.md, "How configs are read")."""
 
 from __future__ import annotations
 
 import copy
 
-from .types import ConfigError
+from ssvae.config.types import ConfigError
 
 # Keys the earlier system accepted but never implemented: only their off value is supported.
 UNSUPPORTED_UNLESS_OFF = {

@@ -29,7 +29,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.parser import Parser
 
-from .types import SECTIONS, ConfigError, clip, shorten
+from ssvae.config.types import SECTIONS, ConfigError, clip, shorten
 
 MAX_CONFIG_BYTES = 1_000_000
 MAX_ALIAS_NODES = 10_000

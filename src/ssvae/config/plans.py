@@ -8,19 +8,26 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Sequence
 
-from .. import naming
-from .legacy import normalise_legacy
-from .loading import Loaded, read_config
-from .rules import interchangeable_components, semantic_errors
-from .schema import fill, schema_errors
-from .sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
-from .types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+from ssvae import naming
+from ssvae.config.legacy import normalise_legacy
+from ssvae.config.loading import Loaded, read_config
+from ssvae.config.rules import RULES, Rule, interchangeable_components, semantic_errors
+from ssvae.config.schema import fill, schema_errors
+from ssvae.config.sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
+from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+
+
+# Model keys added after runs were trained, with the value that means "as before": at that value a key is left
+# out of the run identity, so adding it retrains nothing.
+IDENTITY_NEUTRAL = {"entropy_weight": 0.0, "consistency_weight": 0.0}
 
 
 def run_identity(effective: dict) -> str:
     """Content hash of the effective `data` and `model` sections: what decides whether training is reused."""
-    payload = json.dumps({"data": effective["data"], "model": effective["model"]}, sort_keys=True, default=str)
+    model = {k: v for k, v in effective["model"].items() if k not in IDENTITY_NEUTRAL or v != IDENTITY_NEUTRAL[k]}
+    payload = json.dumps({"data": effective["data"], "model": model}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -182,7 +189,7 @@ def _name_findings(effective: dict, point: dict, file: str, warnings: list[str])
     return errors
 
 
-def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str]) -> Plan:
+def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str], rules: Sequence[Rule]) -> Plan:
     file = str(source)
     warnings = list(base_warnings)
     raw = copy.deepcopy(loaded.raw)
@@ -207,7 +214,7 @@ def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str
     group = f"{base}-{point_label(group_point)}" if group_point else base
     if point:
         effective["experiment"]["name"] = f"{base}-{point_label(point)}"
-    errors = _name_findings(effective, point, file, warnings) + semantic_errors(effective, file, warnings)
+    errors = _name_findings(effective, point, file, warnings) + semantic_errors(effective, file, warnings, rules)
     if errors:
         return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings)
     effective["experiment"]["name"] = naming.sanitize_name(effective["experiment"]["name"])
@@ -229,7 +236,7 @@ _SHARED_NAME = "two sweep points give the same run name (shorten experiment.name
 _SHARED_KEY = "two sweep points give the same plan key (their labels differ only in characters sanitising drops)"
 
 
-def _plans(source: Path, wanted: str | None = None) -> list[Plan]:
+def _plans(source: Path, wanted: str | None = None, rules: Sequence[Rule] = RULES) -> list[Plan]:
     """Every plan of a config file, or only those with the plan key `wanted`.
 
     Points that would share a run name or a plan key are errors, found from every point's name and key
@@ -249,7 +256,7 @@ def _plans(source: Path, wanted: str | None = None) -> list[Plan]:
     for point, key, name in zip(points, keys, names):
         if wanted is not None and key != wanted:
             continue
-        plan = _plan_one(source, loaded, point, [])
+        plan = _plan_one(source, loaded, point, [], rules)
         shared = ([ConfigError(file, "sweep", name, _SHARED_NAME)] if name_counts[name] > 1 else []) + (
             [ConfigError(file, "sweep", key, _SHARED_KEY)] if key_counts[key] > 1 else [])
         if shared:
@@ -259,17 +266,21 @@ def _plans(source: Path, wanted: str | None = None) -> list[Plan]:
     return plans
 
 
-def load_plans(path: str | Path) -> list[Plan]:
-    """Read one config file and return a Plan per run it asks for (one, or one per sweep point)."""
-    return _plans(Path(path))
+def load_plans(path: str | Path, rules: Sequence[Rule] = RULES) -> list[Plan]:
+    """Read one config file and return a Plan per run it asks for (one, or one per sweep point).
+
+    `rules` are the semantic rules to apply: this package's own by default; `ssvae.pipeline.validation` adds
+    the checks against the dataset's files and the metric and plot registries.
+    """
+    return _plans(Path(path), rules=rules)
 
 
-def load_plan(path: str | Path, key: str) -> Plan:
+def load_plan(path: str | Path, key: str, rules: Sequence[Rule] = RULES) -> Plan:
     """The plan with this key from a config file (a plan carrying an error if the file has no such run).
 
     Validates only that run: each validate_config job of a large sweep does its own point's work.
     """
-    plans = _plans(Path(path), wanted=key)
+    plans = _plans(Path(path), wanted=key, rules=rules)
     if plans:
         return plans[0]
     return Plan(str(path), key, {}, None, [ConfigError(
@@ -277,9 +288,9 @@ def load_plan(path: str | Path, key: str) -> Plan:
         "it, so run snakemake again")], [])
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | Path, rules: Sequence[Rule] = RULES) -> Experiment:
     """A single-run config as a validated Experiment; raises ConfigErrors listing every problem."""
-    plans = load_plans(path)
+    plans = load_plans(path, rules)
     if len(plans) != 1:
         raise ConfigErrors([ConfigError(str(path), "sweep", None, f"declares {len(plans)} runs; use load_plans")])
     return plans[0].experiment()

@@ -1,4 +1,5 @@
-"""The semantic rules a schema cannot say (SPEC section 3): one named function per rule, run in order.
+"""The semantic rules a schema cannot say (docs/configuration.md, "Semantic rules"): one named function per rule,
+run in order.
 
 Each rule reads the effective config (every default resolved) and reports through a `Findings`; `RULES`
 lists them in the order their messages appear.
@@ -7,18 +8,13 @@ lists them in the order their messages appear.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import importlib
 import json
 import math
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
-import numpy as np
-
-from .. import naming
-from .legacy import UNSUPPORTED_UNLESS_OFF
-from .types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError
+from ssvae import naming
+from ssvae.config.legacy import UNSUPPORTED_UNLESS_OFF
+from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError
 
 
 @dataclasses.dataclass
@@ -202,6 +198,15 @@ def augment_shift_within_the_image(eff: dict, out: Findings) -> None:
 
 
 @rule
+def consistency_needs_augmentation(eff: dict, out: Findings) -> None:
+    """Consistency regularisation compares two random shifts of an image: without shifts they are the same."""
+    if eff["model"]["consistency_weight"] > 0 and not eff["data"]["augment_shift"]:
+        out.error("model.consistency_weight", eff["model"]["consistency_weight"], "compares the classifier on two "
+                  "random shifts of each training image, and data.augment_shift is 0 (no shifts): the term would "
+                  "always be 0", allowed="0, or set data.augment_shift >= 1")
+
+
+@rule
 def grid_needs_perfect_square(eff: dict, out: Findings) -> None:
     m = eff["model"]
     k = m["num_components"]
@@ -305,83 +310,6 @@ def num_classes_matches_dataset(eff: dict, out: Findings) -> None:
                   allowed=str(classes))
 
 
-FILE_DATASETS = ("mnist", "fashion_mnist")
-
-
-@rule
-def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
-    """mnist / fashion_mnist read every file they need from data.path, intact; the embedded datasets read none."""
-    from .. import datacheck
-
-    d = eff["data"]
-    if d["dataset"] not in FILE_DATASETS:
-        if d["path"] is not None:
-            out.error("data.path", d["path"], f"{d['dataset']} is embedded and reads no files; data.path is read "
-                      "only for mnist and fashion_mnist", allowed="null")
-        return
-    if d["path"] is None:
-        out.error("data.path", None, f"{d['dataset']} is read from files; set data.path to a folder of IDX .gz files "
-                  "or an .npz file (the embedded datasets are digits and mnist5k)")
-        return
-    if not Path(d["path"]).expanduser().exists():
-        out.error("data.path", d["path"], "no such file or folder")
-        return
-    # every file is read and checked here (once per fingerprint), so that a damaged one never reaches training
-    for problem in datacheck.problems(d["path"], DATASETS[d["dataset"]]["classes"]):
-        out.error("data.path", d["path"], problem,
-                  allowed="intact MNIST-format files: a folder of train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                  "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (IDX of unsigned bytes, each optionally .gz: "
-                  "N x 28 x 28 images, N labels 0..9), or an .npz with x_train, y_train, x_test, y_test (images as "
-                  "bytes 0..255 or floats 0..1, labels 0..9)")
-
-
-_SPLIT_KEYS = {
-    "test": "data.test_split (raise it)",
-    "validation": "data.val_split or data.num_samples (raise it)",
-    "training": "data.val_split or data.test_split (lower it) or data.num_samples (raise it)",
-}
-
-
-@rule
-def splits_hold_every_class(eff: dict, out: Findings) -> None:
-    """The draws `load_splits` will make, computed from the labels alone: the pool is big enough for
-    num_samples and num_labeled, and test, validation and training each hold an image of every class."""
-    from .. import data
-    from .types import DataConfig
-
-    if any(e.key == "data.path" for e in out.errors):
-        return
-    d = eff["data"]
-    cfg = DataConfig(**d)
-    official = DATASETS[cfg.dataset]["official_test"]
-    num_classes = DATASETS[cfg.dataset]["classes"]
-    try:
-        y, y_test = data.labels(cfg.dataset, cfg.path)
-        if data.surely_holds_every_class(np.bincount(y, minlength=num_classes), cfg, official) and (
-                y_test is None or np.bincount(y_test, minlength=num_classes).min() > 0) and (
-                eff["model"]["prior_type"] != "vamp"
-                or eff["model"]["num_components"] <= data.training_size(len(y), cfg, official)):
-            return
-        index = data.split_index(y, cfg, official)
-    except data.DataError as exc:
-        out.error(exc.key or "data.path", exc.value if exc.key else d["path"], str(exc).removeprefix("data.path: "),
-                  allowed=exc.allowed)
-        return
-    if eff["model"]["prior_type"] == "vamp" and eff["model"]["num_components"] > len(index.train):
-        out.error("model.num_components", eff["model"]["num_components"], "the VampPrior's pseudo-inputs start as "
-                  f"distinct training images, and there are {len(index.train)}", allowed=f"<= {len(index.train)}")
-    for split, classes in data.missing_classes(y, y_test, index, num_classes).items():
-        if split == "test" and official:
-            out.error("data.path", d["path"], f"the official test split holds no image of class(es) "
-                      f"{', '.join(map(str, classes))}")
-            continue
-        key = "data.test_split" if split == "test" else "data.val_split"
-        out.error(key, d["test_split" if split == "test" else "val_split"],
-                  f"the {split} split holds no image of class(es) {', '.join(map(str, classes))} "
-                  f"(num_samples={d['num_samples']}, val_split={d['val_split']}, test_split={d['test_split']})",
-                  allowed=f"splits with every class; change {_SPLIT_KEYS[split]}")
-
-
 MAX_PARAMETERS = 100_000_000
 
 
@@ -408,28 +336,6 @@ def networks_fit_in_memory(eff: dict, out: Findings) -> None:
         out.error("model.hidden_dims", m["hidden_dims"], f"the networks would hold about {count:,} weights "
                   "(from hidden_dims, latent_dim, num_components and the layout); training could not fit them",
                   allowed=f"settings that give at most {MAX_PARAMETERS:,} weights")
-
-
-@rule
-def skip_lists_name_known_metrics_and_plots(eff: dict, out: Findings) -> None:
-    """A misspelt name in skip_metrics / skip_plots would silently skip nothing."""
-    for key, module, names in (("evaluation.skip_metrics", "metrics", ("METRIC_NAMES", "BASELINE_NAME")),
-                               ("report.skip_plots", "plots", ("PLOT_NAMES",))):
-        section, leaf = key.split(".")
-        wanted = eff[section][leaf]
-        if not wanted:
-            continue
-        registry = importlib.import_module(f"ssvae.{module}")  # only now: plots loads matplotlib
-        known = []
-        for name in names:
-            value = getattr(registry, name)
-            known += [value] if isinstance(value, str) else list(value)
-        for i, name in enumerate(wanted):
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-                out.errors.append(ConfigError(out.file, f"{key}.{i}", name, f"no {module[:-1]} of this name",
-                                              allowed=", ".join(known),
-                                              suggestion=close[0] if close else None))
 
 
 @rule
@@ -480,10 +386,10 @@ def name_survives_sanitising(eff: dict, out: Findings) -> None:
         out.error("experiment.name", name, str(exc))
 
 
-def semantic_errors(eff: dict, file: str, warnings: list[str]) -> list[ConfigError]:
+def semantic_errors(eff: dict, file: str, warnings: list[str], rules: Sequence[Rule] = RULES) -> list[ConfigError]:
     """Run every rule on the effective config; append its warnings to `warnings`, return its errors."""
     findings = Findings(file)
-    for check in RULES:
+    for check in rules:
         check(eff, findings)
     warnings.extend(findings.warnings)
     return findings.errors

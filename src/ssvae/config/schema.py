@@ -12,12 +12,12 @@ from importlib import resources
 import jsonschema
 import yaml
 
-from .types import SECTIONS, ConfigError, shorten
+from ssvae.config.types import SECTIONS, ConfigError, shorten
 
 
 @functools.cache
 def _schema_text() -> str:
-    return resources.files("ssvae").joinpath("schemas/experiment.schema.yaml").read_text()
+    return resources.files("ssvae.config").joinpath("experiment.schema.yaml").read_text()
 
 
 def schema() -> dict:

@@ -1,4 +1,5 @@
-"""Sweeps (SPEC section 8): grid x seeds expansion, readable point labels, and the workflow's plan keys."""
+"""Sweeps (docs/configuration.md, "sweep"): grid x seeds expansion, readable point labels, and the workflow's
+plan keys."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import json
 import math
 from pathlib import Path
 
-from .. import naming
-from .types import SECTIONS, ConfigError
+from ssvae import naming
+from ssvae.config.types import SECTIONS, ConfigError
 
 SEED_KEY = "model.random_seed"
 MAX_SWEEP_POINTS = 10_000

@@ -102,7 +102,7 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Every model and training knob; see the schema for meanings and SPEC section 6 for formulas."""
+    """Every model and training knob; see the schema for meanings and docs/models.md for formulas."""
 
     num_classes: int
     latent_dim: int
@@ -126,6 +126,8 @@ class ModelConfig:
     grad_clip_norm: float | None
     weight_decay: float
     l1_weight: float
+    entropy_weight: float
+    consistency_weight: float
     dropout_rate: float
     prior_type: str
     num_components: int
