@@ -1,6 +1,7 @@
 """Planning many configs at once (ssvae.pipeline.planning), the timestamp ledger's recovery, and the train lock."""
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -157,3 +158,44 @@ def test_a_second_train_job_on_a_busy_run_folder_fails_at_once(tmp_path):
         holder.wait()
     with runlock.holding(tmp_path):  # the holder is gone, and with it the lock
         assert f"pid {os.getpid()}" in (tmp_path / runlock.LOCK_NAME).read_text()
+
+
+def test_the_preview_says_what_the_next_invocation_does_without_writing(tmp_path, results):
+    """`ssvae plan`: new, stale (which stage, why), done or invalid per plan; nothing under results/ changes."""
+    from ssvae.results import runstate
+
+    files = [write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001)),
+             write(tmp_path, "two.yaml", GOOD.format(name="two", lr=0.002)),
+             write(tmp_path, "bad.yaml", "model: {prior_type: mixtur}\n")]
+    sources = planning.plan_sources(files, results)
+    planning.validate_all(sources, results)
+    derived = planning.derive_all(sources, results)
+    folder = results / derived["one"]["run_id"]
+    validated = disk.read_json(results / ".plan" / "one" / "validated.json")
+    for path in runstate.RUN_OUTPUTS:  # a finished run, as the workflow leaves it
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        if path == "figures":
+            (folder / path).mkdir()
+        else:
+            (folder / path).write_text("{}")
+    disk.write_yaml(folder / "config.yaml", validated["effective"])
+    before = sorted((p, p.stat().st_mtime_ns) for p in results.rglob("*"))
+    rows = {row["key"]: row for row in planning.preview(files, results, workdir=tmp_path)}
+    assert sorted((p, p.stat().st_mtime_ns) for p in results.rglob("*")) == before
+    assert (rows["one"]["action"], rows["one"]["run_id"]) == ("done", folder.name)
+    assert (rows["two"]["action"], rows["two"]["stage"]) == ("new", "train")  # planned, never started
+    assert rows["two"]["run_id"] == derived["two"]["run_id"]
+    assert rows["bad"]["action"] == "invalid" and "model.prior_type" in rows["bad"]["reason"]
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001) + "evaluation: {num_plot_samples: 100}\n")
+    (row,) = [r for r in planning.preview(files[:1], results, workdir=tmp_path)]
+    assert (row["action"], row["stage"], row["reason"]) == ("stale", "evaluate", "evaluation.num_plot_samples changed")
+    (folder / "REPORT.md").unlink()
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001))
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["stage"], row["reason"]) == ("stale", "report", "REPORT.md missing")
+    shutil.rmtree(folder)
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["stage"], row["run_id"]) == ("new", "train", folder.name)
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.003))  # a model never planned: no run id yet
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["run_id"], row["reason"]) == ("new", None, "not trained yet")

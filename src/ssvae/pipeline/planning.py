@@ -453,10 +453,10 @@ def existing_timestamp(results: Path, name: str, identity: str) -> str | None:
 
 def preview(files: Iterable[str], results: str | Path = "results", workdir: str | Path = ".") -> list[dict]:
     """For every plan of these config files, what the next `snakemake` does with it, writing nothing:
-    {config, key, name, arch, run_id, action, stage, reason}, action one of ACTIONS: `new` (never trained: its
-    run id gets a timestamp when planned; run_id is None), `stale` (`stage` and every stage after it run again,
+    {config, key, name, arch, run_id, action, stage, reason}, action one of ACTIONS: `new` (no run folder: trains
+    from scratch; run_id is None when the run was never planned, as its timestamp is minted then), `stale` (`stage` and every stage after it run again,
     `reason` says why), `done` (nothing runs), `invalid` (`reason`: the errors the plan fails with)."""
-    from . import runstate
+    from ssvae.results import runstate
 
     results = Path(results)
     sources = plan_sources(list(files), results)
@@ -474,6 +474,10 @@ def preview(files: Iterable[str], results: str | Path = "results", workdir: str 
             rows.append(row | {"action": "new", "stage": "train", "reason": "not trained yet"})
             continue
         run_id = str(naming.RunId(plan["name"], plan["arch"], ts))
+        if not (results / run_id).is_dir():
+            rows.append(row | {"run_id": run_id, "action": "new", "stage": "train",
+                               "reason": "no run folder (planned but never started, or deleted): trains under this id"})
+            continue
         pending = runstate.pending_stage((results / run_id).absolute(), plan["effective"], incomplete)
         if pending is None:
             rows.append(row | {"run_id": run_id, "action": "done"})
