@@ -13,7 +13,9 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/search_inputs.smk"
 include: "workflow/rules/plan.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
@@ -25,6 +27,7 @@ localrules:
     validate_config,
     derive_arch_code,
     invalid_config,
+    promote,
     compare,
     naming_legend,
 

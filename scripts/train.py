@@ -4,7 +4,10 @@ import sys
 
 import _stage
 
-args = _stage.jax_parser(__doc__).parse_args()
+parser = _stage.jax_parser(__doc__)
+parser.add_argument("--rung", type=int, default=None,
+                    help="a halving trial's rung: train on to its epochs if the rung below promoted the trial")
+args = parser.parse_args()
 
 from ssvae.results import runlock  # noqa: E402  (JAX-free)
 
@@ -26,11 +29,14 @@ fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, the
 with stages.outcome("train", args.run_dir):
     validated, run_json = _stage.planned(args)
     try:
-        stages.train(validated, run_json, args.run_dir)
+        if args.rung is None:
+            stages.train(validated, run_json, args.run_dir)
+        else:
+            stages.train_rung(validated, run_json, args.run_dir, args.rung)
     except fit.TrainingDiverged as exc:
         stages.fail(f"training diverged: {exc}\nThe state at the failing epoch is kept in "
                     f"{args.run_dir}/checkpoints/.")
     except fit.TrainingInterrupted as exc:
         stages.fail(f"training interrupted by SIGTERM: {exc}", code=stages.INTERRUPTED)
-    except stages.DeviceMissing as exc:
+    except (stages.DeviceMissing, stages.TrialFailed) as exc:
         stages.fail(str(exc))

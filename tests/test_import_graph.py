@@ -38,10 +38,11 @@ SRC = REPO / "src"
 
 # What each part may import besides itself: the sub-packages' __init__ docstrings say the same in words. `ssvae`
 # is the package's own __init__ (the version).
-LEAVES = {"ssvae", "text", "disk", "document", "naming"}
+LEAVES = {"ssvae", "text", "shapes", "disk", "document", "naming"}
 MAY_IMPORT = {
     "ssvae": set(),
     "text": set(),
+    "shapes": set(),
     "disk": set(),
     "document": {"text"},
     "naming": {"document"},
@@ -58,7 +59,7 @@ MAY_IMPORT = {
 }
 # The parts that never load JAX, the pipeline modules that run inside Snakemake's process, and the thread setup
 # that runs before JAX loads.
-JAX_FREE = ("config", "data", "evaluation", "results", "naming", "disk", "document", "text")
+JAX_FREE = ("config", "data", "evaluation", "results", "naming", "disk", "document", "text", "shapes")
 JAX_FREE_MODULES = ("ssvae.pipeline.planning", "ssvae.pipeline.validation", "ssvae.runtime.compute")
 
 

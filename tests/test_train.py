@@ -123,6 +123,34 @@ def test_a_killed_and_resumed_run_ends_exactly_like_an_uninterrupted_one(tmp_pat
         assert result[key] == reference[key]
 
 
+def test_a_trial_continued_rung_by_rung_ends_exactly_like_the_same_trial_trained_straight(tmp_path, digits,
+                                                                                         uninterrupted):
+    """Rungs of a halving search: 1 epoch, then on to 3, then to max_epochs (4), each a fresh call that continues
+    from the trial's own checkpoint; the annealed schedules (KL_c over 2 epochs, Gumbel over 3) span the rungs."""
+    exp, reference_dir, reference = uninterrupted("mixture-gumbel-head", "scan")
+    run_dir = tmp_path / "run"
+    first = fit.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None, loop="scan", epochs=1)
+    assert first["epochs_completed"] == 1 and first["resumed_from_epoch"] is None and not first["horizon_reached"]
+    assert len(read_history(run_dir)) == 1
+    messages = []
+    second = fit.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop="scan", epochs=3)
+    assert second["resumed_from_epoch"] == 1 and second["epochs_completed"] == 3
+    assert sum(m.startswith("epoch ") for m in messages) == 2  # epochs 2 and 3 only: nothing trained twice
+    assert without_timing(read_history(run_dir)) == without_timing(read_history(reference_dir))[:3]
+    top = fit.fit(exp, digits, run_dir, resume_tag="tag", log=lambda m: None, loop="scan", epochs=4)
+    assert top["horizon_reached"] and top["resumed_from_epoch"] == 3
+    assert without_timing(read_history(run_dir)) == without_timing(read_history(reference_dir))
+    for got, want in zip(best_arrays(run_dir, exp)[0], best_arrays(reference_dir, exp)[0]):
+        np.testing.assert_array_equal(got, want)
+    for key in ("epochs_completed", "best_epoch", "best_value", "stopped_early"):
+        assert top[key] == reference[key]
+    # asked again for a rung it has reached, the trial trains nothing and writes the same outputs
+    messages = []
+    again = fit.fit(exp, digits, run_dir, resume_tag="tag", log=messages.append, loop="scan", epochs=4)
+    assert not any(m.startswith("epoch ") for m in messages) and again["best_value"] == reference["best_value"]
+    assert without_timing(read_history(run_dir)) == without_timing(read_history(reference_dir))
+
+
 def test_same_config_twice_gives_identical_history(tmp_path, digits, uninterrupted):
     exp, reference_dir, _ = uninterrupted("mixture-gumbel-head", "scan")
     fit.fit(exp, digits, tmp_path / "again", resume_tag="tag", log=lambda m: None, loop="scan")

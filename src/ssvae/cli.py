@@ -10,10 +10,11 @@ import fnmatch
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-from ssvae import config, disk, naming, text
+from ssvae import config, disk, naming, shapes, text
 from ssvae.results import runs, runstate
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
@@ -187,6 +188,8 @@ def _filter(rows: list[dict], args) -> list[dict]:
         rows = [r for r in rows if r.get("dataset") == args.dataset]
     if args.sweep:
         rows = [r for r in rows if args.sweep in (r.get("sweep"), r.get("group"))]
+    if args.search:
+        rows = sorted((r for r in rows if r.get("search") == args.search), key=lambda r: r["trial"])
     if args.since:
         since = _parse_date(args.since, end=False)
         rows = [r for r in rows if r["ts"] >= since]
@@ -235,9 +238,10 @@ def _config_values(row: dict, keys: list[str]) -> dict:
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "epoch", "log", "dataset", "tags",
-          "group", "sweep", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se",
-          "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec",
-          "warnings", "path", "progress")
+          "group", "sweep", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain",
+          "gain_se", "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early",
+          "training_time_sec", "warnings", "path", "progress", "search", "trial", "rung", "epochs_trained",
+          "search_value")
 
 
 STATUS_FILTERS = (*runstate.STATUSES, "superseded")
@@ -293,7 +297,8 @@ def _runs(args) -> int:
             writer.writerow({k: "" if v is None else text.csv_cell(v) for k, v in out.items()})
         sys.stdout.write(buffer.getvalue())
         return 0
-    filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "since", "until"))
+    filtered = any(getattr(args, k) for k in ("arch", "name", "status", "tag", "dataset", "sweep", "search", "since",
+                                              "until"))
     if not rows:
         _out(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
     else:
@@ -315,6 +320,16 @@ def _runs(args) -> int:
         widths = [max(len(str(t[i])) for t in [header, *table]) for i in range(len(header))]
         for line in [header, *table]:
             _out("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
+    if args.search and rows:
+        from ssvae.results import searches
+
+        summary = searches.summarise(rows)
+        winner = summary["winner"]
+        if winner is not None:
+            _out(f"winner: trial {winner['trial']} ({winner['run_id']}), {summary['metric']} "
+                 f"{winner['search_value']:.4f}")
+        _out(f"epochs trained: {summary['epochs_spent']:,} of {summary['epochs_full']:,} for every trial trained "
+             f"to {summary['rungs'][-1]} epochs")
     blocks = {"/".join(block_of(r)[:2]) for r in rows if r.get("accuracy") is not None}
     if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
         _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "
@@ -332,10 +347,25 @@ def _runs(args) -> int:
 
 # show / diff --------------------------------------------------------------------------------------
 
+RUN_SPEC = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
 def resolve_run(results: Path, spec: str, rows: list[dict]) -> dict:
-    """A run from a run id, a run folder path, a unique run-id prefix, or an experiment name (its current run)."""
-    if Path(spec).is_dir():
-        spec = Path(spec).resolve().name
+    """A run from a run id, a run folder path, a unique run-id prefix, or an experiment name (its current run).
+
+    Nothing else: a folder outside `results`, an empty argument or one with characters no run id has is an
+    error (`/` or `''` would otherwise name the one run of a folder, or the current folder)."""
+    if not spec.strip():
+        raise SystemExit(f"an empty run name; give a run id, a run folder under {results} or an experiment name")
+    if "/" in spec or spec in (".", "..") or Path(spec).is_dir():
+        folder = Path(spec).resolve()
+        if folder.parent != Path(results).resolve() or not folder.is_dir():
+            raise SystemExit(f"{text.terminal(spec)!r} is not a run folder under {results} (give a run id, a "
+                             f"folder {results}/<run id> or an experiment name)")
+        spec = folder.name
+    if not RUN_SPEC.fullmatch(spec):
+        raise SystemExit(f"{text.terminal(spec)!r} is not a run id, a run folder or an experiment name (they "
+                         "hold only a-z, 0-9, '_' and '-')")
     by_id = {r["run_id"]: r for r in rows}
     if spec in by_id:
         return by_id[spec]
@@ -427,8 +457,8 @@ def _show(args) -> int:
             return _show_sweep(args, members)
     row = resolve_run(args.results, args.run, rows)
     folder = Path(row["path"])
-    summary, _ = disk.read_json_or_reason(folder / "summary.json")
-    summary = summary if isinstance(summary, dict) else {}
+    summary, _ = shapes.read(folder / "summary.json", "SUMMARY")
+    summary = summary or {}
     if args.json:
         print(json.dumps({k: row.get(k) for k in LISTED} | {"warning_messages": summary.get("warnings", []),
                                                              "plots": summary.get("plots", {})}, indent=2))
@@ -593,6 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="only runs with this experiment tag")
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--sweep", help="only runs of this sweep (config file stem) or seed group")
+    p.add_argument("--search", help="only the trials of this search (its experiment name), by trial, with the "
+                                    "search's summary")
     p.add_argument("--since", help="runs planned on or after this date (YYYY-mm-dd[THH:MM])")
     p.add_argument("--until", help="runs planned on or before this date")
     p.add_argument("--sort", choices=SORT_KEYS, help="metrics best first, date newest first")

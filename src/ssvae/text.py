@@ -13,6 +13,7 @@ request to another host, a terminal command or a spreadsheet formula:
 - `script_json`: JSON to embed inside a `<script>` element;
 - `terminal`, `terminal_lines`: text for a terminal, without control characters, escape sequences or bidi
   overrides;
+- `plot_text`: a figure title or label (no mathtext);
 - `csv_cell`: a spreadsheet cell that cannot start a formula (OWASP's advice: a leading `'`).
 
 Pure Python (markdown-it-py only when rendering), so planning, the CLI and the stage scripts all use it.
@@ -58,6 +59,12 @@ def terminal_lines(value: Any) -> str:
     """`terminal` for output of several lines: each line cleaned, line breaks and tabs kept."""
     return "\n".join("\t".join(terminal(cell) for cell in line.split("\t"))
                      for line in _LINE_BREAK.split(str(value)))
+
+
+def plot_text(value: Any) -> str:
+    """Text for a matplotlib title or label: one line, and a `$` never starts mathtext (a malformed formula
+    would stop the figure from being drawn)."""
+    return plain(value).replace("$", r"\$")
 
 
 def html_text(value: Any) -> str:

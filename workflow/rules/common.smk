@@ -78,6 +78,13 @@ CONFIGS_DIGEST = ssvae_planning.contents_digest(CONFIG_FILES)
 # at once, each its own set).
 PLAN_SET = hashlib.sha1("\n".join(sorted(PLANS)).encode()).hexdigest()[:10]
 PLAN_MANIFEST = f"results/.plan/sets/{PLAN_SET}.json"
+# A plan file cut short or of the wrong shape is removed (with the manifest), so that this invocation plans
+# again rather than stopping; the good ones are kept for read_json_cached.
+_PLAN_DOCUMENTS, _DAMAGED_PLAN_FILES = ssvae_planning.drop_damaged_plan_files(
+    PLANS, PLAN_MANIFEST, results="results"
+)
+for _line in _DAMAGED_PLAN_FILES:
+    print(f"warning: {_line}", file=sys.stderr)
 # derive_arch_code's first output, named by the plan set and the configs' contents: any change to the set of
 # configs or to one of them names a file that does not exist yet, so Snakemake must run the checkpoint (it
 # checks only the outputs that something requests, and the checkpoint's target is its first output).
@@ -91,7 +98,7 @@ PLANS_CURRENT = ssvae_planning.plans_current(PLAN_DERIVED, PLANS, results="resul
 # of a no-op at 500 runs (benchmarks/dag_scale.py).
 RUN_OUTPUTS = [f"results/{{run_id}}/{path}" for path in ssvae_runstate.RUN_OUTPUTS]
 
-_json_cache = {}
+_json_cache = dict(_PLAN_DOCUMENTS)
 
 
 def read_json_cached(path):
@@ -214,19 +221,24 @@ def evaluation_section(wildcards):
 
 
 def report_section(wildcards):
+    """What the report depends on beyond its input files, as a digest: a changed description, tag, warning or
+    report key reruns the report, and no text of a config reaches the Snakemake report's page (which lists
+    every job's params inside its own script)."""
     plan = effective_of_run(wildcards)
     effective = plan["effective"]
-    return {
+    section = {
         "report": effective["report"],
         "experiment": effective["experiment"],
         "warnings": plan["warnings"],
     }
+    return hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
 
 
 def figures_category(wildcards):
-    """The report category of a run's figures: its sweep (the config file) for a sweep point, else its name."""
+    """The report category of a run's figures: its sweep (the config file, as its sanitised plan key names it)
+    for a sweep point, else its name: never a file name as written, which may hold markup."""
     plan = effective_of_run(wildcards)
-    return Path(plan["source"]).stem if plan.get("point") else wildcards.name
+    return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
 
 
 # Resources ----------------------------------------------------------------------------------------------

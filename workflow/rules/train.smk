@@ -1,4 +1,6 @@
 rule train:
+    input:
+        trial_rungs,
     output:
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",

@@ -240,7 +240,7 @@ def read_config(path: str | Path) -> Loaded:
         return Loaded(None, [ConfigError(file, "", None, f"nested more than {MAX_DEPTH} levels deep")], {})
     if not isinstance(raw, dict):
         return Loaded(None, [ConfigError(file, "", type(raw).__name__, "a config must be a mapping of sections",
-                                         allowed=", ".join(SECTIONS + ("sweep",)), line=1)], {})
+                                         allowed=", ".join(SECTIONS + ("sweep", "search")), line=1)], {})
     errors = _key_errors(raw, file, scan.lines)
     return Loaded(None if errors else raw, errors, scan.lines)
 

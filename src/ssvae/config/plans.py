@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ssvae import naming
+from ssvae.config import search as search_mod
 from ssvae.config.legacy import normalise_legacy
 from ssvae.config.loading import Loaded, read_config
 from ssvae.config.rules import RULES, Rule, interchangeable_components, semantic_errors
@@ -42,6 +43,7 @@ class Plan:
     errors: list[ConfigError]
     warnings: list[str]
     group: str | None = None
+    search: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,6 +79,7 @@ class Plan:
             "arch": self.arch,
             "identity": self.identity,
             "group": self.group,
+            "search": self.search,
         }
 
 
@@ -129,9 +132,11 @@ def resolve(effective: dict, source: Path) -> None:
 
 
 def _line_of(key: str, lines: dict[str, int], point: dict) -> int | None:
-    """The line a dotted key was written on: its own, its list's, or the sweep entry that set it."""
+    """The line a dotted key was written on: its own, its list's, or the sweep (or search) entry that set it."""
     for written in point:
         if key == written or key.startswith(written + "."):
+            if f"search.space.{written}" in lines:
+                return lines[f"search.space.{written}"]
             return lines.get("sweep.seeds" if written == SEED_KEY and "sweep.seeds" in lines else f"sweep.grid.{written}")
     if key in lines:
         return lines[key]
@@ -147,6 +152,11 @@ def _located(errors: list[ConfigError], lines: dict[str, int], point: dict | Non
 
 def _sweep_stage(source: Path, loaded: Loaded) -> tuple[list[dict] | None, list[ConfigError]]:
     """The sweep's points, or the errors that stop it from being expanded (schema, grid keys, size)."""
+    if loaded.raw.get("search") is not None:
+        search, errors = _search_stage(source, loaded)
+        if errors:
+            return None, errors
+        return [search_mod.trial_values(search, t) for t in range(search["trials"])], []
     sweep = loaded.raw.get("sweep")
     if sweep is None:
         return [{}], []
@@ -154,6 +164,22 @@ def _sweep_stage(source: Path, loaded: Loaded) -> tuple[list[dict] | None, list[
     if errors:
         return None, _located(errors, loaded.lines)
     return sweep_points(loaded.raw), []
+
+
+def _search_stage(source: Path, loaded: Loaded) -> tuple[dict | None, list[ConfigError]]:
+    """The search's settings (defaults filled), or the errors of its section."""
+    errors = search_mod.section_errors(loaded.raw, str(source))
+    if errors:
+        return None, _located(errors, loaded.lines)
+    return search_mod.settings(loaded.raw), []
+
+
+def _labels(source: Path, loaded: Loaded, points: list[dict]) -> list[str | None]:
+    """The label of each point in run names and plan keys: its trial (`t007`) in a search, else None (the point's
+    own label)."""
+    if loaded.raw.get("search") is not None:
+        return [search_mod.trial_label(t) for t in range(len(points))]
+    return [None] * len(points)
 
 
 def plan_keys(path: str | Path) -> list[str]:
@@ -170,7 +196,8 @@ def plan_keys(path: str | Path) -> list[str]:
         points, errors = _sweep_stage(source, loaded)
         if errors:
             return [stem_key(source)]
-        return list(dict.fromkeys(plan_key(source, point) for point in points))
+        labels = _labels(source, loaded, points)
+        return list(dict.fromkeys(plan_key(source, point, label) for point, label in zip(points, labels)))
     except Exception:  # noqa: BLE001  (parse time must survive any file; the validate_config job reports it)
         return [stem_key(source)]
 
@@ -189,19 +216,23 @@ def _name_findings(effective: dict, point: dict, file: str, warnings: list[str])
     return errors
 
 
-def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str], rules: Sequence[Rule]) -> Plan:
+def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str], rules: Sequence[Rule],
+              label: str | None = None, search: dict | None = None) -> Plan:
+    """One run of a config: the sweep point (or search trial, named by `label`) laid over the file's sections."""
     file = str(source)
     warnings = list(base_warnings)
     raw = copy.deepcopy(loaded.raw)
     raw.pop("sweep", None)
+    raw.pop("search", None)
+    origin = "search.space" if search is not None else "sweep.grid"
     errors: list[ConfigError] = []
     for key, value in point.items():
         try:
             set_dotted(raw, key, value)
         except (KeyError, AttributeError):
-            errors.append(ConfigError(file, f"sweep.grid.{key}", value,
+            errors.append(ConfigError(file, f"{origin}.{key}", value,
                                       "cannot set this key: the section it points into is not a mapping"))
-    key = plan_key(source, point)
+    key = plan_key(source, point, label)
     raw, legacy_errors = normalise_legacy(raw, file, warnings)
     errors += legacy_errors
     errors += schema_errors(raw, file)
@@ -212,21 +243,31 @@ def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str
     base = effective["experiment"]["name"]
     group_point = {k: v for k, v in point.items() if k != SEED_KEY}
     group = f"{base}-{point_label(group_point)}" if group_point else base
-    if point:
+    if label is not None:
+        group = f"{base}-{label}"
+        effective["experiment"]["name"] = group
+    elif point:
         effective["experiment"]["name"] = f"{base}-{point_label(point)}"
-    errors = _name_findings(effective, point, file, warnings) + semantic_errors(effective, file, warnings, rules)
+    errors = _name_findings(effective, point if label is None else {}, file, warnings)
+    errors += semantic_errors(effective, file, warnings, rules)
+    trial = None
+    if search is not None:
+        errors += search_mod.horizon_errors(search, effective, file)
+        trial = {**search, "name": naming.sanitize_name(base), "trial": int(label[1:]), "values": point}
     if errors:
-        return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings)
+        return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings, search=trial)
     effective["experiment"]["name"] = naming.sanitize_name(effective["experiment"]["name"])
-    return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group))
+    return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group), search=trial)
 
 
-def _run_name(raw: dict, point: dict, source: Path) -> str | None:
+def _run_name(raw: dict, point: dict, source: Path, label: str | None = None) -> str | None:
     """The run name a point gets (as `_plan_one` makes it), computed without validating anything."""
     experiment = raw.get("experiment")
     base = point.get("experiment.name", experiment.get("name") if isinstance(experiment, dict) else None)
     base = source.stem if base is None else str(base)
     try:
+        if label is not None:
+            return naming.sanitize_name(f"{base}-{label}")
         return naming.sanitize_name(f"{base}-{point_label(point)}" if point else base)
     except naming.NamingError:
         return None
@@ -249,14 +290,16 @@ def _plans(source: Path, wanted: str | None = None, rules: Sequence[Rule] = RULE
     points, errors = _sweep_stage(source, loaded)
     if errors:
         return [Plan(file, wanted or stem_key(source), {}, None, errors, [])]
-    keys = [plan_key(source, point) for point in points]
-    names = [_run_name(loaded.raw, point, source) for point in points]
+    labels = _labels(source, loaded, points)
+    search = search_mod.settings(loaded.raw) if loaded.raw.get("search") is not None else None
+    keys = [plan_key(source, point, label) for point, label in zip(points, labels)]
+    names = [_run_name(loaded.raw, point, source, label) for point, label in zip(points, labels)]
     key_counts, name_counts = Counter(keys), Counter(n for n in names if n is not None)
     plans = []
-    for point, key, name in zip(points, keys, names):
+    for point, label, key, name in zip(points, labels, keys, names):
         if wanted is not None and key != wanted:
             continue
-        plan = _plan_one(source, loaded, point, [], rules)
+        plan = _plan_one(source, loaded, point, [], rules, label, search)
         shared = ([ConfigError(file, "sweep", name, _SHARED_NAME)] if name_counts[name] > 1 else []) + (
             [ConfigError(file, "sweep", key, _SHARED_KEY)] if key_counts[key] > 1 else [])
         if shared:

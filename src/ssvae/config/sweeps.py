@@ -133,12 +133,15 @@ def label_key(point: dict) -> str:
         return f"point-{_digest(point)}"
 
 
-def plan_key(source: Path, point: dict) -> str:
-    """The workflow's per-run planning key: the config file's stem plus the sweep point label.
+def plan_key(source: Path, point: dict, label: str | None = None) -> str:
+    """The workflow's per-run planning key: the config file's stem plus the sweep point's label (or `label`, a
+    search trial's).
 
     Never raises: whatever the file's name or the point holds, the key is usable (the plan carries the error).
     """
     stem = stem_key(source)
+    if label is not None:
+        return f"{stem}.{label}"
     if not point:
         return stem
     return f"{stem}.{label_key(point)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import hashlib
 import math
@@ -169,8 +170,14 @@ def labels(dataset: str, path: str | None = None) -> tuple[np.ndarray, np.ndarra
             if y.ndim != 1 or not len(y) or y.min() < 0 or y.max() >= classes:
                 raise DataError(f"data.path: {path}: {key} must be a list of class labels 0..{classes - 1}")
         return arrays["y_train"].astype(np.int32), arrays["y_test"].astype(np.int32)
+    return _embedded_labels(dataset).copy(), None
+
+
+@functools.cache
+def _embedded_labels(dataset: str) -> np.ndarray:
+    """An embedded dataset's labels, read once per process (validation asks for them once per run planned)."""
     with resources.files("ssvae.data").joinpath(f"labels/{dataset}.npy").open("rb") as handle:
-        return np.load(handle).astype(np.int32), None
+        return np.load(handle).astype(np.int32)
 
 
 def _stratified_take(y: np.ndarray, count: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:

@@ -25,16 +25,18 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import re
 import signal
+import stat
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
 from ssvae import config as config_mod
-from ssvae import disk, naming
-from ssvae.results import runs
+from ssvae import disk, naming, text
 from ssvae.pipeline import validation
+from ssvae.results import halving, runs
 
 PLAN_DIR = ".plan"
 KEYS_CACHE = "keys.json"
@@ -70,7 +72,8 @@ def keys_of_file(path: str | Path) -> list[str]:
     A file that cannot be read for its keys gets one key from its name, under which validation reports why.
     """
     try:
-        keys = [str(k) for k in config_mod.plan_keys(Path(path))]
+        with _time_limit(PLAN_SECONDS):
+            keys = [str(k) for k in config_mod.plan_keys(Path(path))]
     except Exception:  # noqa: BLE001 - one broken file must never stop the planning of the others
         keys = []
     if keys and all(_KEY_RE.fullmatch(k) for k in keys):
@@ -79,10 +82,24 @@ def keys_of_file(path: str | Path) -> list[str]:
 
 
 def _content_digest(path: str | Path) -> str | None:
+    """sha1 of a config file's bytes; None for anything but a readable regular file within the size bound
+    (a FIFO, a device or a symlink to one is never opened for reading: Snakefile parsing must not block or
+    fill memory; the file's plan then fails with the reason)."""
     try:
-        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > config_mod.MAX_CONFIG_BYTES:
+                return None
+            data = handle.read(config_mod.MAX_CONFIG_BYTES + 1)
+        except OSError:
+            return None
+    return hashlib.sha1(data).hexdigest() if len(data) <= config_mod.MAX_CONFIG_BYTES else None
 
 
 def _keys_cache_path(results: str | Path) -> Path:
@@ -319,13 +336,69 @@ def missing_plan_outputs(derived: str | Path, sources: dict[str, list[str]], res
     return ([] if planned_at is not None else [str(derived)]) + missing
 
 
+_SECTIONS = ("experiment", "data", "model", "evaluation", "report")
+
+
+def _plan_shape_problem(document, name: str) -> str | None:
+    """What is wrong with the shape of a plan file the workflow reads at parse time (checked by hand: a JSON
+    Schema validator costs a millisecond a file, seconds at thousands of plans)."""
+    if not isinstance(document, dict) or not isinstance(document.get("ok"), bool):
+        return "not an object with a boolean `ok`"
+    if not document["ok"]:
+        return None
+    if name == "run.json" and not isinstance(document.get("run_id"), str):
+        return "`run_id` is not a string"
+    if name == "validated.json":
+        effective = document.get("effective")
+        if not isinstance(effective, dict) or not all(isinstance(effective.get(s), dict) for s in _SECTIONS):
+            return "`effective` does not hold the five config sections"
+        if not all(isinstance(document.get(k), str) for k in ("key", "source", "name", "identity")):
+            return "`key`, `source`, `name` or `identity` is not a string"
+        if not isinstance(document.get("warnings"), list):
+            return "`warnings` is not a list"
+    return None
+
+
+def drop_damaged_plan_files(sources: Iterable[str], manifest: str | Path, results: str | Path = "results"
+                            ) -> tuple[dict[str, tuple[int, dict]], list[str]]:
+    """Read every plan's validated.json and run.json as the Snakefile is parsed: (path -> (mtime_ns, document)
+    of each good one, one line per damaged one). A damaged file (cut short, not JSON, the wrong shape) is
+    removed, and with it the plan set's manifest, so that this invocation plans again instead of stopping:
+    the run folders' config.yaml files (through the ledger) keep every run id as it was."""
+    plan_dir = Path(results) / PLAN_DIR
+    good: dict[str, tuple[int, dict]] = {}
+    damaged = []
+    for key in sources:
+        for name in ("validated.json", "run.json"):
+            path = plan_dir / key / name
+            try:
+                stamp = path.stat().st_mtime_ns
+                document = json.loads(path.read_bytes().decode("utf-8"))
+                problem = _plan_shape_problem(document, name)
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, RecursionError) as exc:
+                problem = f"not valid JSON ({type(exc).__name__}: {str(exc)[:80]})"
+            if problem is None:
+                good[str(path)] = (stamp, document)
+                continue
+            damaged.append(f"{path} was damaged ({problem}); it is planned again")
+            with contextlib.suppress(OSError):
+                path.unlink()
+    if damaged:
+        with contextlib.suppress(OSError):
+            Path(manifest).unlink()
+    return good, damaged
+
+
 def error_text(document: dict) -> str:
-    """The readable message of an invalid plan, as the user sees it."""
+    """The readable message of an invalid plan, as the user sees it (printed to a terminal: a file name holding
+    escape sequences is shown without them)."""
     errors = document["errors"]
     source = " and ".join(document.get("sources") or [document["source"]])
     lines = [f"{source}: invalid config, {len(errors)} error(s):"]
     lines += [f"  - {e['text'] if isinstance(e, dict) else e}" for e in errors]
-    return "\n".join(lines)
+    return text.terminal_lines("\n".join(lines))
 
 
 # derive_arch_code over every plan ----------------------------------------------------------------
@@ -335,8 +408,11 @@ def run_document(plan: dict, results: str | Path) -> dict:
     arch = naming.arch_code(plan["effective"]["model"])
     ts = runs.mint_timestamp(results, plan["name"], arch, plan["identity"])
     run_id = naming.RunId(plan["name"], arch, ts)
-    return {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
-            "identity": plan["identity"]}
+    document = {"ok": True, "key": plan["key"], "name": plan["name"], "arch": arch, "ts": ts, "run_id": str(run_id),
+                "identity": plan["identity"]}
+    if plan.get("search"):
+        document["search"] = halving.trial_document(plan["search"], plan["effective"]["model"]["max_epochs"])
+    return document
 
 
 def _shared_runs(plans: dict[str, dict]) -> dict[str, list[str]]:

@@ -60,9 +60,11 @@ def derive_arch_code(validated: str | Path, results: str | Path, out: str | Path
 
 # train -------------------------------------------------------------------------------------------
 
-def run_config_document(plan: dict, run: dict, provenance: dict) -> dict:
-    """config.yaml: the effective config with every default resolved, plus the run's identity and provenance."""
-    return {
+def run_config_document(plan: dict, run: dict, provenance: dict, trial: dict | None = None) -> dict:
+    """config.yaml: the effective config with every default resolved, plus the run's identity and provenance
+    (and, for a search trial, the search, the trial, its values, the rung it reached and where it continued from:
+    `trial`, from train.json)."""
+    document = {
         **plan["effective"],
         "run_id": run["run_id"],
         "architecture_code": run["arch"],
@@ -71,6 +73,11 @@ def run_config_document(plan: dict, run: dict, provenance: dict) -> dict:
         "source": {"config": plan["source"], "sweep_point": plan["point"] or None, "group": plan.get("group")},
         "provenance": provenance,
     }
+    if run.get("search"):
+        search = run["search"]
+        document["search"] = {key: search[key] for key in ("name", "method", "proposals", "trial", "metric",
+                                                             "values", "rungs")} | (trial or {})
+    return document
 
 
 def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dict, config_mod.Experiment]:
@@ -97,15 +104,100 @@ def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log
     run_dir = Path(run_dir)
     log(job_description())
     require_devices(experiment)
+    epochs, trial = trial_epochs(run, run_dir)
     provenance = runs.provenance()
-    disk.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance))
+    disk.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance, trial))
     log(f"run {run['run_id']}: loading {experiment.data.dataset}")
     splits = datasets.load_splits(experiment.data)
     log(f"data {splits.describe()}")
-    result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log)
+    result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log, epochs=epochs)
     document = {**result, "data": splits.describe(), "identity": run["identity"], "provenance": provenance}
+    if run.get("search"):
+        document["search"] = {**(trial or {}), "epochs_trained": result["epochs_completed"]}
     disk.write_json(run_dir / "train.json", document)
     return document
+
+
+class TrialFailed(RuntimeError):
+    """A search trial diverged at a rung: it has no model to conclude."""
+
+
+def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | None]:
+    """(epochs the train job trains to, what config.yaml says of the trial) for a halving trial: the epochs of the
+    last rung it trained at (its rung jobs did the training; this finishes it). (None, None) for other runs;
+    (None, trial) for a trial of a plain random search, which trains to max_epochs."""
+    from ssvae.results import halving
+
+    search = run.get("search")
+    if not search:
+        return None, None
+    if search["method"] != "halving":
+        return None, {"rung": 0, "continued_from": None}
+    records = []
+    for rung in range(len(search["rungs"])):
+        path = halving.rung_path(run_dir, rung)
+        if path.exists():
+            records.append(disk.read_json(path))
+    trained = [r for r in records if r["status"] == halving.TRAINED]
+    if records and records[-1]["status"] == halving.FAILED:
+        raise TrialFailed(f"trial {search['trial']} of search {search['name']} failed at rung "
+                          f"{records[-1]['rung']}: {records[-1].get('reason')}")
+    if not trained:
+        raise TrialFailed(f"trial {search['trial']} of search {search['name']} has trained at no rung yet "
+                          f"({Path(run_dir) / 'rungs'} holds no trained rung); run snakemake, which trains the rungs")
+    last = trained[-1]
+    continued = last["continued_from_epoch"]
+    return last["epochs"], {"rung": last["rung"], "promoted_to_top": last["rung"] == len(search["rungs"]) - 1,
+                            "continued_from": None if not continued else
+                            {"checkpoint": "checkpoints/resume.msgpack", "epoch": continued}}
+
+
+def train_rung(validated: str | Path, run_json: str | Path, run_dir: str | Path, rung: int,
+               log: Callable[[str], None] = log_line) -> dict:
+    """One rung of a halving trial: train on to the rung's epochs from the trial's own checkpoint when the rung
+    below promoted it, else record that it stopped there. Writes rungs/<rung>.json; a diverged trial is a
+    result of the search (recorded as failed), not a failed job."""
+    from ssvae.results import halving
+
+    run_dir = Path(run_dir)
+    run = disk.read_json(run_json)
+    trial = run["search"]
+    out = halving.rung_path(run_dir, rung)
+    continued_from = None
+    if rung > 0:
+        previous = disk.read_json(halving.rung_path(run_dir, rung - 1))
+        results = run_dir.parent
+        if previous["status"] != halving.TRAINED or not halving.promoted(results, trial["name"], rung - 1,
+                                                                         trial["trial"]):
+            record = halving.stopped_record(trial, rung, previous)
+            disk.write_json(out, record)
+            log(f"trial {trial['trial']}: {record['status']} at rung {record['reached']} "
+                f"({record['epochs_completed']} epochs); not promoted to rung {rung}")
+            return record
+        continued_from = previous["epochs_completed"]
+    with runlock.holding(run_dir):
+        from ssvae.data import datasets
+        from ssvae.training import fit as train_mod
+
+        _, run, experiment = _planned_run(validated, run_json)
+        log(job_description())
+        require_devices(experiment)
+        epochs = trial["rungs"][rung]
+        log(f"trial {trial['trial']} of search {trial['name']}: rung {rung}, training to epoch {epochs} of "
+            f"{experiment.model.max_epochs}" + (f", continuing from epoch {continued_from}" if continued_from else ""))
+        splits = datasets.load_splits(experiment.data)
+        try:
+            result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log, epochs=epochs)
+        except train_mod.TrainingDiverged as exc:
+            record = halving.failed_record(trial, rung, str(exc), continued_from or 0)
+            disk.write_json(run_dir / "train_failed.json", {"status": "failed", "reason": str(exc),
+                                                            "failed_at": dt.datetime.now().isoformat(timespec="seconds")})
+        else:
+            record = halving.trained_record(trial, rung, result, continued_from)
+        disk.write_json(out, record)
+        log(f"rung {rung}: {record['status']}" + (f", {trial['metric']} = {record['value']}"
+                                                  if record["status"] == halving.TRAINED else ""))
+        return record
 
 
 class DeviceMissing(RuntimeError):
@@ -181,7 +273,23 @@ def run_metadata(plan: dict, run: dict, train_doc: dict) -> dict:
         "versions": {"python": provenance.get("python"), **provenance.get("versions", {})},
         "host": provenance.get("host"),
         "device": provenance.get("device"),
+        "search": search_metadata(run, train_doc),
     }
+
+
+def search_metadata(run: dict, train_doc: dict) -> dict | None:
+    """summary.json's account of a search trial: which search and trial, its values, the rung it reached, the
+    epochs its own training ran (continuations included), and its value of the metric that chooses (at the epoch
+    evaluate scores)."""
+    search = run.get("search")
+    if not search:
+        return None
+    trial = train_doc.get("search") or {}
+    final = train_doc.get("final") or {}
+    keys = ("name", "trial", "trials", "method", "proposals", "metric", "column", "mode", "rungs", "eta", "values")
+    return {key: search.get(key) for key in keys} | {
+        "rung": trial.get("rung", 0), "epochs_trained": trial.get("epochs_trained", train_doc.get("epochs_completed")),
+        "value": final.get(search["column"]), "continued_from": trial.get("continued_from")}
 
 
 def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
@@ -197,7 +305,7 @@ def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     summary, report_md = report_mod.build_report(run_dir, experiment, plan["effective"], metadata, plan["warnings"])
     report_mod.write_report(run_dir, summary, report_md)
     disk.write_yaml(run_dir / "config.yaml",
-                    run_config_document(plan, run, train_doc.get("provenance", {})))
+                    run_config_document(plan, run, train_doc.get("provenance", {}), train_doc.get("search")))
     log(f"report written in {time.perf_counter() - start:.1f} s")
     return summary
 

@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ssvae import disk, document, text
-from ssvae.results import diagnostics, relevance, runs
+from ssvae.results import diagnostics, relevance, runs, searches
 from ssvae.document import format_value
 
 # metric -> (row column, higher is better, column title)
@@ -161,10 +161,21 @@ def summary_row(base: dict, summary: dict) -> dict:
         "epochs_completed": training.get("epochs_completed"),
         "stopped_early": training.get("stopped_early"),
         "training_time_sec": training.get("training_time_sec"),
+        **search_columns(meta.get("search")),
         "warnings": [c for c in codes if c],
         "other_warnings": max(0, len(summary.get("warnings") or []) - len(codes)),
         "config": config,
     }
+
+
+def search_columns(search: dict | None) -> dict:
+    """A search trial's columns: its search, trial, rung reached, epochs its own training ran, metric value."""
+    if not search:
+        return {"search": None, "trial": None, "rung": None, "epochs_trained": None, "search_value": None,
+                "search_info": None}
+    return {"search": search.get("name"), "trial": search.get("trial"), "rung": search.get("rung"),
+            "epochs_trained": search.get("epochs_trained"), "search_value": search.get("value"),
+            "search_info": search}
 
 
 def _bare_row(base: dict) -> dict:
@@ -556,8 +567,10 @@ def _run_lines(rows: list[dict], links: bool) -> list[str]:
                            "best / epochs", "train time (s)", "status"], body)
 
 
-def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = True) -> str:
-    """COMPARISON.md (links=True) or the text of COMPARISON.html (links=False: no relative links or images)."""
+def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = True,
+                    results_dir: str | Path | None = None) -> str:
+    """COMPARISON.md (links=True) or the text of COMPARISON.html (links=False: no relative links or images); with
+    `results_dir`, a block for every search (ssvae.results.searches)."""
     current = [r for r in rows if r["status"] in RANKABLE and not r.get("superseded_by")]
     superseded = [r for r in rows if r.get("superseded_by") and r["status"] in RANKABLE]
     apart = [r for r in rows if r["status"] not in RANKABLE]
@@ -604,6 +617,8 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
         lines += document.fold(f"every ranked run on its own ({len(current)})", _run_lines(current, links))
     if not blocks:
         lines += ["No run has a readable summary.json yet.", ""]
+    if results_dir is not None:
+        lines += searches.search_lines(current, results_dir, links)
     if superseded:
         lines += ["## Superseded runs", "",
                   "An older identity of the same experiment (its config changed since): kept on disk, not ranked.", ""]
@@ -655,7 +670,7 @@ MAX_PLOTTED = 30
 def _plot_label(entry: dict) -> str:
     label = entry["label"] if len(entry["label"]) <= 40 else entry["label"][:39] + "…"
     seeds = f" ({len(entry['members'])} seeds)" if entry["single"] is None else ""
-    return text.plain(f"{label}{seeds} · {entry['arch']}")
+    return text.plot_text(f"{label}{seeds} · {entry['arch']}")
 
 
 def _accuracy_plot(blocks: list[list[dict]]):
@@ -701,7 +716,7 @@ def _accuracy_plot(blocks: list[list[dict]]):
             ax.grid(axis="x", alpha=0.3)
             ax.set_xlabel("accuracy (%)")
             left = f" (top {len(mine)} of {len(block)})" if len(mine) < len(block) else ""
-            ax.set_title(f"{text.plain(block_title(block))}: ranked by accuracy{left}", loc="left", fontsize=10)
+            ax.set_title(f"{text.plot_text(block_title(block))}: ranked by accuracy{left}", loc="left", fontsize=10)
         axes[0].legend(handles=legend, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8,
                        borderaxespad=0)
         fig.suptitle("Accuracy per entry, ranked within each dataset and test split", fontsize=11)
@@ -735,7 +750,7 @@ def _elbo_plot(rows: list[dict]):
             ax.set_xticklabels(archs, rotation=25, ha="right")
             ax.set_xlim(-0.6, len(archs) - 0.4)
             unit = "−(squared error + KL), not nats" if kind == "squared_error" else "nats / image"
-            ax.set_title(f"{LIKELIHOODS.get(kind, kind)} likelihood")
+            ax.set_title(f"{text.plot_text(LIKELIHOODS.get(kind, kind))} likelihood")
             ax.set_ylabel(f"ELBO ({unit}, higher is better)")
         _legend_right(axes[-1])
         fig.suptitle("ELBO per run, one panel per likelihood (not comparable across panels)")
@@ -776,10 +791,13 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
-    disk.write_text(files["markdown"], render_markdown(rows, metric))
-    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False), "Comparison of runs"))
+    disk.write_text(files["markdown"], render_markdown(rows, metric, results_dir=results_dir))
+    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False, results_dir=results_dir),
+                                                     "Comparison of runs"))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
+    for path in searches.write_figures(current, results_dir, _save_png):
+        files[f"search_{path.parent.name}"] = path
     return {"rows": rows, "ranked": ranked, "blocks": blocks, "groups": groups, "keys": keys,
             "files": {k: str(v) for k, v in files.items()}}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssvae import disk, document, text
+from ssvae import disk, document, shapes, text
 from ssvae.results import diagnostics, relevance
 from ssvae.evaluation import metrics as metrics_mod
 from ssvae.results import plots as plots_mod
@@ -135,7 +135,10 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         if not (run_dir / required).exists():
             raise FileNotFoundError(f"{run_dir / required} is missing: run the earlier stages first")
     train = disk.read_json(run_dir / "train.json")
-    metrics_doc = disk.read_json(run_dir / "metrics.json")
+    metrics_doc, problem = shapes.read(run_dir / "metrics.json", "METRICS")
+    if problem is not None:
+        raise ValueError(f"{run_dir / 'metrics.json'} cannot be reported: {problem}; run evaluate again "
+                         "(snakemake --forcerun evaluate)")
     warnings = list(warnings)
     history: dict[str, np.ndarray] = {}
     if (run_dir / "history.csv").exists():

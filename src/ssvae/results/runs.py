@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from ssvae import __version__, naming
+from ssvae import __version__, naming, shapes
 from ssvae.disk import read_json, read_json_or_reason, write_json
 from ssvae.results import runstate
 
@@ -126,11 +126,10 @@ def rebuild_ledger(results: str | Path) -> dict[str, int]:
 
 
 def _read_ledger(path: Path) -> dict:
-    try:
-        ledger = read_json(path)
-    except FileNotFoundError:
-        return {}
-    return ledger if isinstance(ledger, dict) else {}
+    """The ledger at `path`; empty when it is missing or damaged (not JSON, or not its shape): the callers then
+    recover every entry from the run folders, the ledger's source of truth."""
+    ledger, _ = shapes.read(path, "LEDGER")
+    return ledger if ledger is not None else {}
 
 
 def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now: dt.datetime | None = None) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ssvae import shapes
 from ssvae.disk import unframed, write_json
 from ssvae.results import runlock
 
@@ -103,12 +104,15 @@ def _failure(run_dir: Path, stage: str) -> dict | None:
     return {"status": "failed", "stage": stage, "reason": f"{stage} failed: {reason}", "log": log}
 
 
+def _read_summary(run_dir: Path) -> tuple[dict | None, str | None]:
+    """summary.json of the right shape, or why not (shapes.read names the file and what is wrong)."""
+    return shapes.read(run_dir / "summary.json", "SUMMARY")
+
+
 def _unreadable_summary(run_dir: Path) -> dict | None:
     if not (run_dir / "summary.json").exists():
         return None
-    summary, problem = _read_json(run_dir / "summary.json")
-    if problem is None and not isinstance(summary, dict):
-        problem = f"summary.json holds a {type(summary).__name__}, not an object"
+    _, problem = _read_summary(run_dir)
     return {"status": "unreadable", "reason": problem} if problem else None
 
 
@@ -148,10 +152,9 @@ def folder_state(run_dir: str | Path) -> dict:
             return failure
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
-        unreadable = _unreadable_summary(run_dir)
-        if unreadable:
-            return unreadable
-        summary, _ = _read_json(summary_path)
+        summary, problem = _read_summary(run_dir)
+        if problem:
+            return {"status": "unreadable", "reason": problem}
         recorded = (summary.get("metadata") or {}).get("run_id") if isinstance(summary.get("metadata"), dict) else None
         missing = [out for out in RUN_OUTPUTS if not (run_dir / out).exists()]
         if recorded not in (None, run_dir.name):

@@ -171,12 +171,18 @@ class _Run:
 
 def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_tag: str,
         log: Callable[[str], None] = print, loop: str | None = None,
-        should_stop: Callable[[], bool] = _stop_requested.is_set) -> dict:
+        should_stop: Callable[[], bool] = _stop_requested.is_set, epochs: int | None = None) -> dict:
     """Train the experiment's model on `splits` into `run_dir`; resume from checkpoints/resume.msgpack when it
     holds an unfinished training written under the same `resume_tag`. Writes checkpoints/best.msgpack and
     history.csv; returns a summary. Raises TrainingDiverged (after saving checkpoints/diverged.msgpack) if the
     loss goes non-finite, TrainingInterrupted when `should_stop()` turns true (after the last checkpoint is
-    written)."""
+    written).
+
+    `epochs` (a rung of a search, ssvae.results.halving) stops the training after that many of its `max_epochs`: the
+    training is the same as one towards `max_epochs` (no schedule depends on where it stops), and a later call
+    with more epochs continues it from its resume file, so a trial trained in parts ends exactly where the same
+    trial trained straight ends. With `epochs` set a resume file is always continued, also one that holds a
+    finished training (then nothing is left to train: the outputs are written from it)."""
     cfg = experiment.model
     run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
@@ -191,6 +197,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
         state = program.init_state(run.keys["init"], splits.x_train)
     best = {"params": state.params, "tau_counts": state.tau_counts}
     stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs, cfg.num_classes)
+    target = cfg.max_epochs if epochs is None else min(epochs, cfg.max_epochs)
     meta = {"epochs_completed": 0, "history": [], "train_seconds": [], "early_stopping": stopper.to_dict()}
     resumed_from = None
     restored = checkpoints.load_resume(resume_path, resume_tag=resume_tag, state_template=state,
@@ -198,25 +205,32 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
     if restored is not None:
         saved_meta, saved_state, saved_best, used = restored
         saved_stopper = EarlyStopping.from_dict(saved_meta["early_stopping"])
-        if saved_stopper.finished(saved_meta["epochs_completed"]):
+        if epochs is None and saved_stopper.finished(saved_meta["epochs_completed"]):
             log(f"{used} holds a finished training ({saved_meta['epochs_completed']} epochs): training again from "
                 "scratch, as a train job that runs again (--forcerun train) asks for")
+        elif saved_meta["epochs_completed"] > target:
+            log(f"{used} holds {saved_meta['epochs_completed']} epochs, more than the {target} asked for: training "
+                "again from scratch")
         else:
             meta, stopper = saved_meta, saved_stopper
             state, best = jax.device_put((saved_state, saved_best))
             resumed_from = meta["epochs_completed"]
             log(f"resuming from {used} after epoch {resumed_from}")
 
-    finished = stopper.finished(meta["epochs_completed"])
-    live = history.LiveRecord(run_dir, cfg.max_epochs, meta["epochs_completed"],
+    def done() -> bool:
+        return stopper.finished(meta["epochs_completed"]) or meta["epochs_completed"] >= target
+
+    finished = done()
+    live = history.LiveRecord(run_dir, target, meta["epochs_completed"],
                               write=lambda path, doc: disk.write_json(path, doc, durable=False))
-    try:
-        run.compile(state, meta["epochs_completed"])
-    except BaseException:
-        live.close("stopped")
-        raise
-    log(f"compiled in {clock.seconds:.1f} s ({program.loop} loop, {program.num_batches} batches of "
-        f"{program.batch_size}, {num_train} training / {run.num_val} validation images)")
+    if not finished:
+        try:
+            run.compile(state, meta["epochs_completed"])
+        except BaseException:
+            live.close("stopped")
+            raise
+        log(f"compiled in {clock.seconds:.1f} s ({program.loop} loop, {program.num_batches} batches of "
+            f"{program.batch_size}, {num_train} training / {run.num_val} validation images)")
 
     columns = history.history_columns(cfg)
     writer = checkpoints.BackgroundWriter()
@@ -248,21 +262,22 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
             improved = stopper.update(epoch + 1, monitored, row.get("val_kl_z", math.inf))
             if improved:
                 best = {"params": state.params, "tau_counts": state.tau_counts}
-            finished = stopper.finished(epoch + 1)
-            history.add_mixture(cfg, row, val_out, history.mixture_logged(cfg, epoch + 1, finished))
+            # the history of a training stopped at a rung is the same as that of one trained straight on
+            history.add_mixture(cfg, row, val_out, history.mixture_logged(cfg, epoch + 1, stopper.finished(epoch + 1)))
             meta["history"].append(row)
             meta["train_seconds"].append(train_seconds)
             meta["epochs_completed"] = epoch + 1
             meta["early_stopping"] = stopper.to_dict()
+            finished = done()
             writer.submit(checkpoints.save_resume, path=resume_path, resume_tag=resume_tag, state=state,
                           best=best, meta=json.dumps(meta))
 
-            remaining = cfg.max_epochs - meta["epochs_completed"]
+            remaining = target - meta["epochs_completed"]
             recent = meta["history"][-5:]
             per_epoch = sorted(r["epoch_seconds"] for r in recent)[len(recent) // 2]
             live.epoch(row, seconds_per_epoch=per_epoch, finished=finished, best_epoch=stopper.best_epoch,
                        monitor=stopper.column, best_value=stopper.best_value)
-            log(f"epoch {epoch + 1}/{cfg.max_epochs}  train loss {row['train_loss']:.4f}"
+            log(f"epoch {epoch + 1}/{target}  train loss {row['train_loss']:.4f}"
                 f"  val loss {row['val_loss']:.4f}  val acc {row['val_accuracy']:.4f}"
                 f"  {num_train / train_seconds:,.0f} samples/s"
                 f"  {epoch_seconds:.2f} s/epoch  ETA {_format_seconds(0 if finished else remaining * per_epoch)}"
@@ -274,11 +289,11 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
         writer.wait()
         live.close(None if finished else "stopped")
     if not finished:
-        done = meta["epochs_completed"]
-        where = (f"{resume_path} holds epoch {done}; the next run of the train job resumes from it" if done
+        completed = meta["epochs_completed"]
+        where = (f"{resume_path} holds epoch {completed}; the next run of the train job resumes from it" if completed
                  else "no epoch had finished; the next run of the train job starts from scratch")
         log(f"stopped on request: {where}")
-        raise TrainingInterrupted(f"stopped on request after {done} of {cfg.max_epochs} epochs; {where}")
+        raise TrainingInterrupted(f"stopped on request after {completed} of {target} epochs; {where}")
 
     best_row = meta["history"][stopper.best_epoch - 1]
     layout = program.layout
@@ -302,6 +317,7 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
         "samples_per_sec": float(num_train / np.median(train_seconds)) if train_seconds else None,
         "loop": program.loop,
         "resumed_from_epoch": resumed_from,
+        "horizon_reached": stopper.finished(meta["epochs_completed"]),
         "final": best_row,
     }
     log(f"training done: {meta['epochs_completed']} epochs, best {stopper.column} = {stopper.best_value:.4f} "

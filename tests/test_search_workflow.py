@@ -1,0 +1,99 @@
+"""A halving search as a user runs it: real `snakemake` on a tiny search, killed and run again."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+from workflow_helpers import (
+    SSVAE,
+    make_workspace,
+    run_folders,
+    snakemake,
+    snakemake_cmd,
+    snakemake_env,
+    tiny_config,
+)
+
+pytestmark = pytest.mark.workflow
+
+NO_COMPARE = {"compare": "false"}
+
+
+def search_config(trials: int) -> str:
+    """Rungs of 1 and 3 epochs (min_epochs 1, eta 3, max_epochs 3): each rung keeps the best third."""
+    return tiny_config("hs", model={"max_epochs": 3, "patience": 10}, search={
+        "method": "halving", "trials": trials, "seed": 0, "metric": "val_accuracy",
+        "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"choice": [2, 4]}},
+        "halving": {"min_epochs": 1, "eta": 3}})
+
+
+def epochs_trained(folder) -> int:
+    """Epochs a trial's training ran over all its jobs and attempts (each epoch logs one line)."""
+    log = folder / "logs" / "train_attempts.log"
+    return sum(line.startswith("[") and "] epoch " in line for line in log.read_text().splitlines()) if log.exists() else 0
+
+
+def promotion(workspace, rung):
+    return json.loads((workspace / "results" / ".search" / "hs" / f"rung{rung}.json").read_text())
+
+
+def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"hs.yaml": search_config(3)})
+    proc = subprocess.Popen(snakemake_cmd(workspace, config=NO_COMPARE), cwd=workspace, env=snakemake_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first_rung = workspace / "results" / ".search" / "hs" / "rung0.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not first_rung.exists():
+        time.sleep(0.2)
+    assert first_rung.exists(), "the first rung never got promoted"
+    # kill -9 of Snakemake and every job it started, while the promoted trial trains on
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    decided = promotion(workspace, 0)
+    assert decided["reached"] == 3 and decided["quota"] == 1 and len(decided["promoted"]) == 1
+
+    snakemake(workspace, "--unlock")
+    resumed = snakemake(workspace)
+    # a promotion whose job the kill cut short is made again, from the decisions recorded: the same choice
+    assert resumed.ran("train_rung") <= 3 and resumed.ran("promote") <= 1
+    assert promotion(workspace, 0) == decided  # the same trials, the same values, the same choice
+    folders = run_folders(workspace)
+    assert len(folders) == 3
+    winner = decided["promoted"][0]
+    for folder in folders:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        trial = config["search"]["trial"]
+        train = json.loads((folder / "train.json").read_text())
+        reached = 1 if trial == winner else 0
+        assert config["search"]["rung"] == reached and train["search"]["epochs_trained"] == [1, 3][reached]
+        assert config["search"]["values"]["model.latent_dim"] == config["model"]["latent_dim"]
+        # nothing trained twice: at most the epoch the kill cut short ran again
+        assert [1, 3][reached] <= epochs_trained(folder) <= [1, 3][reached] + 1
+        if trial == winner:
+            assert config["search"]["continued_from"]["epoch"] == 1
+            assert json.loads((folder / "rungs" / "1.json").read_text())["continued_from_epoch"] == 1
+        else:
+            assert json.loads((folder / "rungs" / "1.json").read_text())["status"] == "stopped"
+
+    assert snakemake(workspace).nothing_to_do
+
+    # reading it: the comparison's search block, the halving figure, the CLI's rows
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    block = comparison[comparison.index("## Search hs"):]
+    assert "chosen by val_accuracy (validation labels)" in block
+    assert f"Winner: trial {winner} (hs-t00{winner}" in block and "test accuracy" in block
+    assert "Epochs trained: 5 against 9 for every trial trained to 3 epochs (56 %)" in block
+    assert block.count("stopped after rung 0") == 2
+    assert (workspace / "results" / ".search" / "hs" / "halving.png").stat().st_size > 1000
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--json"], cwd=workspace, capture_output=True, text=True,
+                                       check=True).stdout)
+    assert sorted((r["trial"], r["rung"], r["epochs_trained"]) for r in listed) == sorted(
+        (t, 1 if t == winner else 0, 3 if t == winner else 1) for t in range(3))
+    assert {r["search"] for r in listed} == {"hs"}
+    shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    assert f"winner: trial {winner}" in shown and "epochs trained: 5 of 9" in shown
