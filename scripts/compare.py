@@ -4,9 +4,9 @@ A run folder that cannot be read is skipped with a warning naming it; it never f
 then delete COMPARISON.md).
 """
 
-import _stage  # noqa: F401  (puts the repository's src/ on the import path)
-
 import argparse
+
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
 
 from ssvae.pipeline import stages
 from ssvae.results import compare

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from browser import Browser, find_chromium
 from workflow_helpers import clone_workspace, run_folders, snakemake
 

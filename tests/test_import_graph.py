@@ -42,7 +42,7 @@ LEAVES = {"ssvae", "text", "shapes", "disk", "document", "naming"}
 MAY_IMPORT = {
     "ssvae": set(),
     "text": set(),
-    "shapes": set(),
+    "shapes": {"disk"},
     "disk": set(),
     "document": {"text"},
     "naming": {"document"},

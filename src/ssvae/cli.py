@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from ssvae import config, disk, naming, shapes, text
+from ssvae import config, disk, document, naming, shapes, text
 from ssvae.results import runs, runstate
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
@@ -58,7 +58,7 @@ def existing_run(results: Path, name: str, arch: str, identity: str) -> str | No
 
     for folder in sorted(results.glob(f"{name}__{arch}__*"), reverse=True):
         try:
-            recorded = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            recorded = yaml.safe_load(disk.read_regular(folder / "config.yaml").decode("utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             continue
         if isinstance(recorded, dict) and recorded.get("identity") == identity:
@@ -143,9 +143,7 @@ def _fmt(value, digits=3) -> str:
 
 
 def _points(value, se=None) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:+.1f}" + (f"±{100 * se:.1f}" if se is not None else "")
+    return document.plus_minus(value, se, signed=True, sep="±", missing="-")
 
 
 def _date(ts: str) -> str:

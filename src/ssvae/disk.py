@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -128,17 +129,47 @@ def report_write_faults(previous_hook=sys.excepthook):
     return hook
 
 
+# The JSON files the tools read back (summaries, metrics, plans, ledgers) are far smaller than this.
+MAX_READ_BYTES = 64 * 2**20
+
+
+def read_regular(path: str | Path, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. Anything else under results/ (a FIFO, a device, a
+    symlink to one, a huge file) is an OSError naming the path: never waited on, never read into memory."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if info.st_size > limit:
+            raise OSError(errno.EINVAL, f"over {limit:,} bytes", str(path))
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise OSError(errno.EINVAL, f"over {limit:,} bytes", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    return json.loads(read_regular(path).decode("utf-8"))
 
 
 def read_json_or_reason(path: str | Path) -> tuple[Any, str | None]:
     """(document, None), or (None, why it cannot be read) for a file that is not readable, UTF-8, JSON."""
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8")), None
+        return json.loads(read_regular(path).decode("utf-8")), None
     except FileNotFoundError:
         return None, f"{Path(path).name} is missing"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
+        return None, f"{Path(path).name} cannot be read ({exc.strerror or exc})"
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, f"{Path(path).name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
 
 

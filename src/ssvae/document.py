@@ -47,6 +47,16 @@ def format_number(value: float | int) -> str:
     return f"{value:.3e}"
 
 
+def plus_minus(value: float | None, error: float | None = None, *, scale: float = 100, signed: bool = False,
+               unit: str = "", sep: str = " ± ", missing: str = "—") -> str:
+    """A fraction as a percentage (or points) with one decimal and its error: `71.2% ± 2.4`, `+4.8 ± 2.1`;
+    `missing` for no value, the value alone for no error."""
+    if value is None:
+        return missing
+    text = f"{scale * value:{'+' if signed else ''}.1f}{unit}"
+    return text if error is None else f"{text}{sep}{scale * error:.1f}"
+
+
 def format_value(value: Any, max_items: int = 10) -> str:
     """A value as one short line; long lists and matrices point to metrics.json."""
     if value is None:

@@ -13,6 +13,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from ssvae import disk
+
 _STR = {"type": ["string", "null"]}
 _INT = {"type": ["integer", "null"]}
 _NUM = {"type": ["number", "null"]}
@@ -126,14 +128,8 @@ def problem(path: str | Path, document: Any, schema_name: str) -> str | None:
 def read(path: str | Path, schema_name: str) -> tuple[Any, str | None]:
     """(document, None) for a readable UTF-8 JSON file of the right shape; else (None, why not), naming the
     file."""
-    import json
-
-    path = Path(path)
-    try:
-        document = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        return None, f"{path.name} is missing"
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        return None, f"{path.name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
+    document, reason = disk.read_json_or_reason(path)
+    if reason is not None:
+        return None, reason
     reason = problem(path, document, schema_name)
     return (None, reason) if reason else (document, None)

@@ -102,3 +102,19 @@ def test_an_invalid_configs_message_holds_no_escape_sequence_from_its_file_name(
     shown = planning.error_text(next(iter(documents.values())))
     assert "bad" in shown and "prior_type" in shown
     assert not any(ch in shown for ch in "\x1b\x07\u202e"), repr(shown)
+
+
+def test_a_fifo_or_a_device_among_the_plan_files_is_removed_without_being_read(tmp_path):
+    plan = tmp_path / "results" / ".plan" / "exp"
+    plan.mkdir(parents=True)
+    os.mkfifo(plan / "run.json")
+    (plan / "validated.json").symlink_to("/dev/zero")
+    manifest = tmp_path / "results" / ".plan" / "sets" / "x.json"
+    manifest.parent.mkdir()
+    os.mkfifo(manifest)
+    with planning._time_limit(30):  # a FIFO read would wait for a writer forever
+        assert not planning.plans_current(manifest, {"exp": ["configs/exp.yaml"]}, "digest",
+                                          results=tmp_path / "results")
+        good, damaged = planning.drop_damaged_plan_files(["exp"], manifest, results=tmp_path / "results")
+    assert good == {} and len(damaged) == 2 and all("not a regular file" in line for line in damaged)
+    assert not (plan / "run.json").exists() and not (plan / "validated.json").is_symlink()

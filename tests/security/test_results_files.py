@@ -131,3 +131,51 @@ def test_a_metrics_file_of_the_wrong_shape_stops_the_report_naming_it(tmp_path, 
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match=r"metrics\.json cannot be reported: metrics\.json: "):
         report.build_report(tmp_path, None, {}, {}, [])
+
+
+LIST_RUNS = ("import sys; from ssvae import cli; sys.exit(cli.main(['runs', '--results', sys.argv[1]]) "
+             "or cli.main(['compare', '--results', sys.argv[1]]))")
+
+
+def test_fifos_and_devices_under_results_neither_hang_nor_crash_the_listing(results, template):
+    import os
+    import subprocess
+    import sys
+
+    (results / BAD / "summary.json").unlink()
+    os.mkfifo(results / BAD / "summary.json")
+    other = write_summary_folder(results, template, "zero__std_head_plain__20250105_000000",
+                                 accuracy=0.8, baseline=0.7, elbo=-90.0)
+    (other / "summary.json").unlink()
+    (other / "summary.json").symlink_to("/dev/zero")
+    failed = results / "failed__std_head_plain__20250106_000000"
+    failed.mkdir()
+    os.mkfifo(failed / "train_failed.json")
+    (results / ".ledger").mkdir()
+    os.mkfifo(results / ".ledger" / "good.json")
+    (results / ".plan" / "good").mkdir(parents=True)
+    (results / ".plan" / "good" / "run.json").symlink_to("/dev/zero")
+    done = subprocess.run([sys.executable, "-c", LIST_RUNS, str(results)], capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "summary.json cannot be read (not a regular file)" in done.stderr
+    rows = {r["run_id"]: r for r in compare.run_rows(results)}
+    assert rows[BAD]["status"] == rows[other.name]["status"] == "unreadable"
+    assert rows[failed.name]["status"] == "failed"
+    assert runs.recorded_timestamp(results, "good", "x") is None
+
+
+@pytest.mark.parametrize("content", [None, b"[1]", b'{"trials": "x"}', b'{"rung": 0, "trials": [1]}', b"{"])
+def test_a_damaged_or_fifo_search_record_is_left_out_of_the_decisions(tmp_path, content):
+    import os
+
+    from ssvae.results import halving, searches
+
+    folder = tmp_path / halving.SEARCH_DIR / "s"
+    folder.mkdir(parents=True)
+    if content is None:
+        os.mkfifo(folder / "rung0.json")
+    else:
+        (folder / "rung0.json").write_bytes(content)
+    with __import__("ssvae.pipeline.planning", fromlist=["_time_limit"])._time_limit(30):
+        assert searches._promotions(tmp_path, "s") == {}

@@ -276,8 +276,9 @@ SLURM = slurm_resources()
 
 def train_threads(wildcards):
     """CPUs of a train job: 1 for the 8x8 digits (a model that trains in a second or two: two jobs side by side
-    beat one job on two threads; the shipped configs finish in 50 s instead of 68 s on 2 cores), 2 for 28x28
-    images (a dense mnist5k epoch 0.098 s on two threads, 0.138 s on one). `--set-threads train=N` overrides."""
+    beat one job on two threads), 2 for 28x28 images (an epoch is markedly faster on two threads than on one;
+    benchmarks/RESULTS.md has both measurements). `--set-threads train=N` overrides.
+    """
     dataset = effective_of_run(wildcards)["effective"]["data"]["dataset"]
     return 1 if dataset == "digits" else 2
 

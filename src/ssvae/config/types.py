@@ -126,8 +126,6 @@ class ModelConfig:
     grad_clip_norm: float | None
     weight_decay: float
     l1_weight: float
-    entropy_weight: float
-    consistency_weight: float
     dropout_rate: float
     prior_type: str
     num_components: int
@@ -167,6 +165,9 @@ class ModelConfig:
     contrastive_weight: float
     gumbel_temperature_decay: float
     xla_flags: str | None
+    # Keys added after runs were planned: a plan or run config written before them reads as off.
+    entropy_weight: float = 0.0
+    consistency_weight: float = 0.0
 
     @property
     def is_mixture(self) -> bool:

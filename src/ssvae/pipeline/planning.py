@@ -108,7 +108,7 @@ def _keys_cache_path(results: str | Path) -> Path:
 
 def _read_keys_cache(results: str | Path) -> dict:
     try:
-        cache = json.loads(_keys_cache_path(results).read_text())
+        cache = json.loads(disk.read_regular(_keys_cache_path(results)))
     except (OSError, ValueError):
         return {}
     if not isinstance(cache, dict) or cache.get("code") != code_digest():
@@ -298,7 +298,8 @@ def _plan_outputs_state(derived: str | Path, sources: dict[str, list[str]],
                         results: str | Path) -> tuple[int | None, list[str], bool]:
     """(mtime of the plan-set file or None, the run.json files missing, whether one is newer than the file)."""
     try:
-        planned_at = Path(derived).stat().st_mtime_ns
+        info = Path(derived).stat()
+        planned_at = info.st_mtime_ns if stat.S_ISREG(info.st_mode) else None
     except OSError:
         planned_at = None
     plan_dir = Path(results) / PLAN_DIR
@@ -373,7 +374,7 @@ def drop_damaged_plan_files(sources: Iterable[str], manifest: str | Path, result
             path = plan_dir / key / name
             try:
                 stamp = path.stat().st_mtime_ns
-                document = json.loads(path.read_bytes().decode("utf-8"))
+                document = json.loads(disk.read_regular(path).decode("utf-8"))
                 problem = _plan_shape_problem(document, name)
             except FileNotFoundError:
                 continue

@@ -15,8 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from ssvae import __version__, naming, shapes
-from ssvae.disk import read_json, read_json_or_reason, write_json
+from ssvae import naming, shapes
+from ssvae.disk import read_json_or_reason, read_regular, write_json
 from ssvae.results import runstate
 
 PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
@@ -50,7 +50,7 @@ def provenance(code_dir: str | Path | None = None) -> dict:
     return {
         "git_commit": commit,
         "git_dirty": bool(status) if status is not None else None,
-        "ssvae_version": __version__,
+        "ssvae_version": _version("ssvae"),
         "python": platform.python_version(),
         "versions": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "snakemake")},
         "host": socket.gethostname(),
@@ -85,7 +85,7 @@ _IDENTITY_LINE = re.compile(r"^identity: ['\"]?([0-9a-f]+)['\"]?\s*$", re.M)
 def recorded_identity(run_dir: str | Path) -> str | None:
     """The identity a run folder was trained for, from the top-level `identity:` of its config.yaml."""
     try:
-        text = (Path(run_dir) / "config.yaml").read_text()
+        text = read_regular(Path(run_dir) / "config.yaml").decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     match = _IDENTITY_LINE.search(text)

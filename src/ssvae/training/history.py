@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ssvae.model import losses
 from ssvae.config import ModelConfig
+from ssvae.model import losses
 
 
 def logs_mixture(cfg: ModelConfig) -> bool:
