@@ -237,7 +237,8 @@ def report_section(wildcards):
 
 def figures_category(wildcards):
     """The report category of a run's figures: its sweep (the config file, as its sanitised plan key names it)
-    for a sweep point, else its name: never a file name as written, which may hold markup."""
+    for a sweep point, else its name: never a file name as written, which may hold markup.
+    """
     plan = effective_of_run(wildcards)
     return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
 
