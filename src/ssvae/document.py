@@ -19,7 +19,7 @@ from ssvae import text as text_mod
 PAGE_STYLE = """
 body { background: #fff; color: #1f2328; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
        margin: 1.2em 2em; max-width: 100em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 tr:nth-child(even) td { background: #fbfcfd; }

@@ -497,6 +497,30 @@ def plan_of_run(results: str | Path, run_id: str) -> tuple[Path, Path]:
                        "which re-plans every config of the invocation)")
 
 
+# The two planning jobs ----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def job_log(log_file: str | Path):
+    """log(key, line) for a planning job: every plan's lines in the job's one log, each with its key."""
+    with open(log_file, "w") as handle:
+        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
+
+
+def validate_job(sources: dict[str, list[str]], manifest: str | Path, configs_digest: str, log_file: str | Path,
+                 results: str | Path = "results") -> None:
+    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
+    with job_log(log_file) as log:
+        validate_all(sources, results=results, log=log)
+        write_manifest(manifest, sources, configs_digest)
+
+
+def derive_job(keys: Iterable[str], log_file: str | Path, derived: str | Path, configs_digest: str,
+               results: str | Path = "results") -> None:
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run), then the plan-set file."""
+    with job_log(log_file) as log:
+        write_derived(derived, derive_all(keys, results=results, log=log), configs_digest)
+
+
 # the preview: what the next invocation does, without doing it --------------------------------------
 
 ACTIONS = ("new", "stale", "done", "invalid")
@@ -531,8 +555,9 @@ def existing_timestamp(results: Path, name: str, identity: str) -> str | None:
 def preview(files: Iterable[str], results: str | Path = "results", workdir: str | Path = ".") -> list[dict]:
     """For every plan of these config files, what the next `snakemake` does with it, writing nothing:
     {config, key, name, arch, run_id, action, stage, reason}, action one of ACTIONS: `new` (no run folder: trains
-    from scratch; run_id is None when the run was never planned, as its timestamp is minted then), `stale` (`stage` and every stage after it run again,
-    `reason` says why), `done` (nothing runs), `invalid` (`reason`: the errors the plan fails with)."""
+    from scratch; run_id is None when the run was never planned, as its timestamp is minted then), `stale`
+    (`stage` and every stage after it run again, `reason` says why), `done` (nothing runs), `invalid` (`reason`:
+    the errors the plan fails with)."""
     from ssvae.results import runstate
 
     results = Path(results)

@@ -18,7 +18,8 @@ identity of the same experiment name exists (the config changed): it is listed a
 that cannot be read (a corrupt summary.json) or whose evaluation is gone are listed apart with the reason;
 nothing in a bad folder stops the comparison.
 
-Writes results/COMPARISON.md, COMPARISON.html (for the Snakemake report), comparison.csv,
+Writes results/COMPARISON.md, COMPARISON.html (the same with an interactive part, comparison_page.py),
+.report/comparison.html (the static page the Snakemake report embeds), comparison.csv,
 comparison_accuracy.png and comparison_elbo.png, each atomically. The output depends only on the run folders,
 so it is byte-stable when they are.
 """
@@ -38,7 +39,7 @@ import numpy as np
 from ssvae import disk, document, text
 from ssvae.config.types import MIXTURE_PRIORS
 from ssvae.document import format_value
-from ssvae.results import diagnostics, relevance, runs, searches
+from ssvae.results import comparison_page, diagnostics, relevance, runs, searches
 from ssvae.results import summary as summary_mod
 
 # metric -> (row column, higher is better, column title)
@@ -736,9 +737,29 @@ def _save_png(fig, path: Path, dpi: int = 120) -> None:
     disk.write_bytes(path, buffer.getvalue())
 
 
+def write_report_pages(rows: list[dict], pages: str | Path) -> list[str]:
+    """Copy the REPORT.html of every run the comparison lists (ranked or superseded) into `pages` as
+    `<run id>.html`, for the Snakemake report: it then holds a page for every run of the workspace, whatever
+    config list the invocation named. Returns the run ids without a REPORT.html (no page)."""
+    pages = Path(pages)
+    pages.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for row in rows:
+        if row["status"] not in RANKABLE:
+            continue
+        source = Path(row["path"]) / "REPORT.html"
+        try:
+            disk.write_bytes(pages / f"{row['run_id']}.html", source.read_bytes(), durable=False)
+        except FileNotFoundError:
+            missing.append(row["run_id"])
+    return missing
+
+
 def compare_runs(results_dir: str | Path, metric: str = "accuracy",
-                 warn: Callable[[str], None] | None = None) -> dict:
+                 warn: Callable[[str], None] | None = None, pages: str | Path | None = None) -> dict:
     """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
+
+    `pages`: also write every listed run's report page there (`write_report_pages`).
 
     Returns {"rows": every run folder's row, "ranked": the ranked entries (block after block), "blocks": the
     ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys,
@@ -761,17 +782,26 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     files = {
         "markdown": results_dir / "COMPARISON.md",
         "html": results_dir / "COMPARISON.html",
+        "report_table": results_dir / ".report" / "comparison.html",
         "csv": results_dir / "comparison.csv",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric, results_dir=results_dir))
-    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False, results_dir=results_dir),
-                                                     "Comparison of runs"))
+    static = render_markdown(rows, metric, links=False, results_dir=results_dir)
+    # the Snakemake report shows a page only up to a size (it offers larger ones as a download): plotly stays out
+    disk.write_text(files["report_table"], document.to_html(static, "Comparison of runs"))
+    disk.write_text(files["html"], comparison_page.render(static, blocks,
+                                                          [block_title(b) for b in blocks], keys, flatten_config))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
     for path in searches.write_figures(current, results_dir, _save_png):
         files[f"search_{path.parent.name}"] = path
+    if pages is not None:
+        files["pages"] = Path(pages)
+        for run_id in write_report_pages(rows, pages):
+            if warn is not None:
+                warn(f"{run_id} has no REPORT.html: no page for it in the Snakemake report")
     return {"rows": rows, "ranked": ranked, "blocks": blocks, "groups": groups, "keys": keys,
             "files": {k: str(v) for k, v in files.items()}}
