@@ -1,8 +1,8 @@
 """Planning many configs at once (ssvae.pipeline.planning), the timestamp ledger's recovery, and the train lock."""
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import textwrap

@@ -23,11 +23,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
 from workflow_helpers import SSVAE, folder_hashes, make_workspace, run_folders, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow

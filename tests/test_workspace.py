@@ -3,7 +3,6 @@ new, and the folders already finished stay byte-identical (real `snakemake` on t
 
 import pytest
 import yaml
-
 from workflow_helpers import folder_hashes, make_workspace, run_folders, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow

@@ -126,9 +126,9 @@ def _plan(args) -> int:
     for line in table:
         _out("  ".join(cell.ljust(width) for cell, width in zip(line[:4], widths)) + "  " + line[4])
     counts = {action: sum(r["action"] == action for r in rows) for action in planning.ACTIONS}
+    trains = sum(r["stage"] == "train" for r in rows if r["action"] in ("new", "stale"))
     _out(f"\n{counts['new']} new, {counts['stale']} stale, {counts['done']} done, {counts['invalid']} invalid: "
-          f"the next snakemake trains {counts['new'] + sum(r['stage'] == 'train' for r in rows if r['action'] == 'stale')} "
-          "run(s)")
+         f"the next snakemake trains {trains} run(s)")
     return 1 if counts["invalid"] else 0
 
 

@@ -95,8 +95,8 @@ def _read_raw(path: Path) -> tuple[bytes | None, str | None]:
 def read_idx(path: Path) -> tuple[np.ndarray | None, str | None]:
     """An IDX file's array of unsigned bytes, or the problem with the file."""
     raw, problem = _read_raw(path)
-    if problem:
-        return None, problem
+    if raw is None:
+        return None, problem or f"{path}: cannot be read"
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         return None, f"{path}: not an IDX file (it does not start with the IDX magic number 00 00 08 0N)"
     kind, ndim = raw[2], raw[3]
@@ -119,7 +119,7 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 
 
 def _check_images(where: str, x: np.ndarray) -> list[str]:
-    problems = []
+    problems: list[str] = []
     if x.ndim == 2 and x.shape[1] == IMAGE_HW[0] * IMAGE_HW[1]:
         pass
     elif x.ndim != 3 or tuple(x.shape[1:]) != IMAGE_HW:
@@ -141,9 +141,9 @@ def _check_images(where: str, x: np.ndarray) -> list[str]:
         bad = int((~finite).sum())
         kinds = " and ".join(k for k, m in (("NaN", np.isnan(x).any()), ("infinite", np.isinf(x).any())) if m)
         return [f"{where}: {bad:,} pixel(s) are {kinds}; every pixel must be a finite number"]
-    low, high = float(x.min()), float(x.max())
-    if low < 0 or high > 1:
-        problems.append(f"{where}: float pixels from {low:g} to {high:g}; floats must lie in 0..1 (store bytes "
+    lowest, highest = float(x.min()), float(x.max())
+    if lowest < 0 or highest > 1:
+        problems.append(f"{where}: float pixels from {lowest:g} to {highest:g}; floats must lie in 0..1 (store bytes "
                         "0..255, or divide by 255)")
     return problems
 
@@ -180,11 +180,12 @@ def _check_arrays(arrays: dict[str, np.ndarray], where: dict[str, str], classes:
 
 
 def _check_folder(folder: Path, files: dict[str, Path], classes: int) -> list[str]:
-    arrays, problems = {}, []
+    arrays: dict[str, np.ndarray] = {}
+    problems: list[str] = []
     for key, path in files.items():
         array, problem = read_idx(path)
-        if problem:
-            problems.append(problem)
+        if array is None:
+            problems.append(problem or f"{path}: cannot be read")
         else:
             arrays[key] = array
     return problems + _check_arrays(arrays, {key: str(path) for key, path in files.items()}, classes)
@@ -209,10 +210,11 @@ def problems(path: str | Path, classes: int = 10) -> list[str]:
     Missing files are reported by name; the files that exist are read (once per fingerprint) and checked."""
     location = Path(path).expanduser()
     if location.is_dir():
-        files = {key: _idx_file(location, stem) for key, stem in IDX_FILES.items()}
-        missing = [f"{IDX_FILES[key]}[.gz]" for key, found in files.items() if found is None]
+        found = {key: _idx_file(location, stem) for key, stem in IDX_FILES.items()}
+        missing = [f"{IDX_FILES[key]}[.gz]" for key, path in found.items() if path is None]
         if missing:
             return [f"{location}: lacks {', '.join(missing)}"]
+        files = {key: path for key, path in found.items() if path is not None}
         return _cached(fingerprint(list(files.values())) + f"-{classes}",
                        lambda: _check_folder(location, files, classes))
     if location.is_file() and location.suffix == ".npz":

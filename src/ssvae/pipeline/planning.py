@@ -324,7 +324,8 @@ def plans_current(derived: str | Path, sources: dict[str, list[str]], results: s
     return planned_at is not None and not missing and not newer
 
 
-def missing_plan_outputs(derived: str | Path, sources: dict[str, list[str]], results: str | Path = "results") -> list[str]:
+def missing_plan_outputs(derived: str | Path, sources: dict[str, list[str]],
+                         results: str | Path = "results") -> list[str]:
     """What the workflow asks for when the plans are not current: derive_arch_code's outputs that are missing,
     so that Snakemake runs it (it runs a job only for missing outputs that something asks for).
 
@@ -531,7 +532,7 @@ def incomplete_outputs(workdir: str | Path = ".") -> set[str]:
     from its `.snakemake/incomplete/` records (each named by the path in URL-safe base64, long names split
     into `@`-prefixed folders)."""
     root = Path(workdir) / ".snakemake" / "incomplete"
-    paths = set()
+    paths: set[str] = set()
     if not root.is_dir():
         return paths
     for record in root.rglob("*"):

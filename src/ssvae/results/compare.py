@@ -151,8 +151,8 @@ def search_columns(search: dict | None) -> dict:
 
 
 def _bare_row(base: dict) -> dict:
-    return {key: None for key in COLUMNS} | {k: base.get(k) for k in ("run_id", "name", "arch", "ts", "status",
-                                                                     "reason", "log", "epoch")} | {"warnings": [], "config": {}}
+    kept = ("run_id", "name", "arch", "ts", "status", "reason", "log", "epoch")
+    return {key: None for key in COLUMNS} | {k: base.get(k) for k in kept} | {"warnings": [], "config": {}}
 
 
 def mark_superseded(rows: list[dict], planned: dict[str, str]) -> None:

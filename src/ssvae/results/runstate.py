@@ -153,8 +153,8 @@ def folder_state(run_dir: str | Path) -> dict:
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         summary, problem = _read_summary(run_dir)
-        if problem:
-            return {"status": "unreadable", "reason": problem}
+        if summary is None:
+            return {"status": "unreadable", "reason": problem or "summary.json cannot be read"}
         recorded = (summary.get("metadata") or {}).get("run_id") if isinstance(summary.get("metadata"), dict) else None
         missing = [out for out in RUN_OUTPUTS if not (run_dir / out).exists()]
         if recorded not in (None, run_dir.name):
