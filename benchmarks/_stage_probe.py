@@ -2,8 +2,9 @@
 
 Used by run_overhead.py, for any checkout (it needs nothing from the library): JAX's own monitoring events give
 the time spent tracing, lowering and compiling (persistent-cache loads included, they happen in the same
-call; wall time, programs compiled side by side counted once), and at exit the totals and the list of imported top-level packages are written as JSON to the file
-named by $SSVAE_PROBE_OUT. Import times come from `-X importtime` on stderr (parsed by run_overhead.py).
+call; wall time, programs compiled side by side counted once), and at exit the totals and the list of imported
+top-level packages are written as JSON to the file named by $SSVAE_PROBE_OUT. Import times come from
+`-X importtime` on stderr (parsed by run_overhead.py).
 """
 
 import atexit

@@ -27,7 +27,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from _timing import median_seconds  # noqa: E402
-
 from synthetic_run import MIXTURE, load, make_run, metadata, write_summary_folder  # noqa: E402
 
 from ssvae.results import compare, report  # noqa: E402
@@ -47,9 +46,11 @@ def populate(results: Path, summary: dict, runs: int) -> None:
     points = max(1, runs // 5)
     for point in range(points):
         for seed in range(5):
-            write_summary_folder(results, summary, f"sweep-lr{point}-s{seed}__mix10_tau_het__20250102_{point:04d}{seed:02d}",
+            run_id = f"sweep-lr{point}-s{seed}__mix10_tau_het__20250102_{point:04d}{seed:02d}"
+            write_summary_folder(results, summary, run_id,
                                  accuracy=0.6 + 0.3 * point / points + 0.01 * seed, baseline=0.75, elbo=-100.0 + point,
-                                 prior="mixture", seed=seed, group=f"sweep-lr{point}", config_source="configs/sweep.yaml",
+                                 prior="mixture", seed=seed, group=f"sweep-lr{point}",
+                                 config_source="configs/sweep.yaml",
                                  sweep_point={"model.learning_rate": point, "model.random_seed": seed},
                                  model={"learning_rate": 1e-4 * (point + 1), "use_tau_classifier": True})
     for i in range(3):  # an edited config: older identities of the same name

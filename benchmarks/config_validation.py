@@ -16,9 +16,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ssvae import config  # noqa: E402
-from ssvae.pipeline import validation  # noqa: E402
-from _timing import median_seconds  # noqa: E402
+from _timing import median_seconds
+
+from ssvae import config
+from ssvae.pipeline import validation
 
 REPO = Path(__file__).resolve().parents[1]
 

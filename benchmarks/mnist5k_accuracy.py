@@ -28,12 +28,11 @@ import numpy as np
 import yaml
 
 from ssvae import config
-from ssvae.pipeline import validation
 from ssvae.data import datasets
 from ssvae.evaluation import metrics
 from ssvae.model import inference
+from ssvae.pipeline import validation
 from ssvae.training import fit
-
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = REPO / "configs" / "mnist5k"

@@ -90,7 +90,7 @@ def run_stage(workspace: Path, stage: str, args: list[str], name: str | None = N
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
-        tail = "\n".join(l for l in proc.stderr.splitlines() if not l.startswith("import time:"))[-3000:]
+        tail = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))[-3000:]
         raise RuntimeError(f"{stage} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{tail}")
     probe = json.loads(probe_out.read_text())
     imports = import_seconds(proc.stderr)
@@ -305,7 +305,8 @@ def main(argv=None) -> None:
         print(f"| all jobs | {sum(n for n, _ in by_rule.values())} | {total:.1f} (÷ 2 cores = {total / 2:.1f}) |")
         print()
     if arch_rows:
-        print("| run (shipped digits config) | arch | compile s (cold cache, alone) | train job wall s | train job CPU s |")
+        print("| run (shipped digits config) | arch | compile s (cold cache, alone) | train job wall s "
+              "| train job CPU s |")
         print("|---|---|---|---|---|")
         for row in arch_rows:
             print(f"| {row['run']} | `{row['arch']}` | {row['compile']:.2f} | {row['wall']:.2f} | {row['cpu']:.2f} |")

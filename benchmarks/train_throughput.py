@@ -26,8 +26,8 @@ import numpy as np
 
 from ssvae import config
 from ssvae.data import datasets
-from ssvae.training import step
 from ssvae.model.rng import run_keys
+from ssvae.training import step
 
 
 def reference_config(**overrides) -> config.ModelConfig:

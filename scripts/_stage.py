@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ssvae.runtime import compute  # noqa: E402
+from ssvae.runtime import compute
 
 
 def _report_write_faults(kind, exc, tb, previous=sys.excepthook):

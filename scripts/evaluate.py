@@ -6,7 +6,7 @@ args = _stage.jax_parser(__doc__).parse_args()
 _stage.setup_jax(args)
 
 from ssvae.model import checkpoints  # noqa: E402  (after the thread limit)
-from ssvae.pipeline import stages
+from ssvae.pipeline import stages  # noqa: E402
 
 validated, _ = _stage.planned(args)
 try:

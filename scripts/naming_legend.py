@@ -1,8 +1,8 @@
 """naming_legend: write results/NAMING_LEGEND.md from the code that names runs."""
 
-import _stage  # noqa: F401  (puts the repository's src/ on the import path)
-
 import argparse
+
+import _stage  # noqa: F401  (puts the repository's src/ on the import path)
 
 from ssvae import config, disk, naming
 

@@ -9,8 +9,8 @@ args = parser.parse_args()
 _stage.setup_jax(args)
 
 from ssvae.pipeline import stages  # noqa: E402  (after the thread limit)
-from ssvae.results import runlock
-from ssvae.training import fit
+from ssvae.results import runlock  # noqa: E402
+from ssvae.training import fit  # noqa: E402
 
 fit.install_sigterm_handler()  # a scheduler's SIGTERM: save the last epoch, then exit
 validated, run_json = _stage.planned(args)

@@ -66,13 +66,17 @@ def _above_9(fd: int) -> int:
 class Browser:
     """One headless Chromium process with a fresh profile, one page, commands over --remote-debugging-pipe."""
 
-    def __init__(self, binary: str, width: int = 1500, height: int = 1000):
+    def __init__(self, binary: str, width: int = 1500, height: int = 1000, webgl: bool = False):
+        """`webgl`: software WebGL (SwiftShader), for pages that draw with it, such as plotly's parallel
+        coordinates; without a GPU, headless Chromium has no WebGL otherwise."""
         self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        flags = ([f for f in FLAGS if f != "--disable-gpu"] + ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+                 if webgl else FLAGS)
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         # the browser's ends move above fd 9, so that placing them at 3 and 4 cannot clobber one with the other
         to_chrome_r, from_chrome_w = _above_9(to_chrome_r), _above_9(from_chrome_w)
-        command = " ".join([binary, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
+        command = " ".join([binary, *flags, f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
                             "--remote-debugging-pipe", "about:blank"])
         # the protocol pipe must be fd 3 (commands in) and fd 4 (replies out) in the browser: bash places them
         # (dash reads only one-digit descriptors in a redirection)

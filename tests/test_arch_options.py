@@ -16,8 +16,8 @@ import yaml
 
 from ssvae import config, naming
 from ssvae.model import classifiers, priors
-from ssvae.training import step
 from ssvae.model.vae import build_model
+from ssvae.training import step
 
 pytestmark = pytest.mark.jax
 

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_run import write_config, write_summary_folder
 
 from ssvae import cli, config, disk
 from ssvae.results import runs
-
-from synthetic_run import write_config, write_summary_folder
 
 SSVAE = str(Path(sys.executable).with_name("ssvae"))
 

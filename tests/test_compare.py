@@ -8,11 +8,10 @@ import math
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.image import imread
+from synthetic_run import write_summary_folder
 
 from ssvae import disk
 from ssvae.results import compare
-
-from synthetic_run import write_summary_folder
 
 SWEEP = {"group": "sweep", "config_source": "configs/sweep.yaml"}
 
@@ -193,7 +192,8 @@ def test_a_sweep_of_many_points_stays_readable(tmp_path, template):
     results = tmp_path / "results"
     for point in range(30):
         for seed in range(3):
-            write_summary_folder(results, template, f"big-lr{point}-s{seed}__std_head_plain__20250102_00{point:02d}0{seed}",
+            run_id = f"big-lr{point}-s{seed}__std_head_plain__20250102_00{point:02d}0{seed}"
+            write_summary_folder(results, template, run_id,
                                  accuracy=0.5 + point / 100 + seed / 1000, baseline=0.6, elbo=-100.0, seed=seed,
                                  group=f"big-lr{point}", config_source="configs/big.yaml",
                                  sweep_point={"model.learning_rate": point, "model.random_seed": seed},

@@ -17,8 +17,9 @@ def test_job_cpus_follow_slurm_then_the_requested_threads_within_the_affinity_ma
 
 
 def test_limit_threads_pins_the_process_to_the_jobs_cpus():
-    code = ("import os; from ssvae.runtime import compute; chosen = compute.limit_threads(8, environ={'SLURM_CPUS_PER_TASK': "
-            "'1'}); print(len(chosen), len(os.sched_getaffinity(0)), 'XLA_FLAGS' in os.environ)")
+    code = ("import os; from ssvae.runtime import compute; "
+            "chosen = compute.limit_threads(8, environ={'SLURM_CPUS_PER_TASK': '1'}); "
+            "print(len(chosen), len(os.sched_getaffinity(0)), 'XLA_FLAGS' in os.environ)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}).stdout.split()
     assert out == ["1", "1", "False"]  # one CPU, and no XLA flag that would split the compilation cache key

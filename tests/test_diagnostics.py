@@ -5,11 +5,10 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 
 from ssvae import cli
 from ssvae.results import diagnostics, report
-
-from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 
 MODEL = {"max_epochs": 100, "patience": 20, "sigma_min": 0.05, "sigma_max": 1.0}
 

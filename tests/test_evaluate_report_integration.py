@@ -3,6 +3,7 @@ build_report. Checks the pieces agree: the best checkpoint is what was scored, e
 for a model that enables them all, and the numbers in summary.json are the ones in metrics.json."""
 
 import pytest
+from synthetic_run import load, metadata, strict_loads
 
 from ssvae import disk, naming
 from ssvae.data import datasets
@@ -10,8 +11,6 @@ from ssvae.evaluation import evaluate, metrics
 from ssvae.model import inference
 from ssvae.results import plots, report
 from ssvae.training import fit
-
-from synthetic_run import load, metadata, strict_loads
 
 pytestmark = pytest.mark.jax
 

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from browser import Browser, find_chromium
 from workflow_helpers import clone_workspace, run_folders, snakemake
 
@@ -100,4 +99,21 @@ def test_the_report_shows_the_ranked_comparison_and_each_runs_numbers(built_repo
         assert browser.wait_for("(() => { const i = document.querySelector('img[src^=\"data:image/png\"]');"
                                 " return i && i.naturalWidth > 300; })()")
         browser.screenshot(shots / "report_figure_loss_curves.png")
+        assert browser.evaluate("JSON.stringify(window.__errors)") == "[]"
+
+
+def test_a_report_of_one_config_still_has_a_page_for_every_run_of_the_comparison(trained_workspace, chromium,
+                                                                                 tmp_path):
+    workspace = clone_workspace(trained_workspace, tmp_path / "ws")
+    snakemake(workspace, "--report", "alpha.html", "--config", "experiments=[configs/alpha.yaml]")
+    beta = next(f.name for f in run_folders(workspace) if f.name.startswith("beta-s42__"))
+    with Browser(chromium) as browser:
+        browser.open((workspace / "alpha.html").as_uri())
+        browser.wait_for(f"{NAV_TEXT}.includes('Runs') && {NAV_TEXT}")
+        browser.evaluate(RECORD_ERRORS)
+        name, arch, ts = beta.split("__")
+        open_view(browser, "Runs", f"{name} · {arch} · {ts}")  # a run of the config not named
+        page = browser.frame_text("data:text/html")
+        browser.screenshot(screenshots(tmp_path) / "report_other_config_run.png")
+        assert page.startswith("beta-s42") and "Headline" in page
         assert browser.evaluate("JSON.stringify(window.__errors)") == "[]"

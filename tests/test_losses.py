@@ -10,8 +10,8 @@ from scipy.special import logsumexp, softmax
 
 from ssvae import config
 from ssvae.model import classifiers, losses, networks, priors
-from ssvae.training import optimizer as optimizer_mod
 from ssvae.model.vae import Outputs
+from ssvae.training import optimizer as optimizer_mod
 
 pytestmark = pytest.mark.jax
 
@@ -197,11 +197,11 @@ def test_gumbel_softmax_samples_the_categorical_and_straight_through_is_one_hot(
     assert sorted(np.asarray(hard).round(6).tolist()) == [0.0, 0.0, 1.0]
 
     # the straight-through estimator passes the soft sample's gradient
-    def soft(l):
-        return jnp.sum(priors.gumbel_softmax(keys[0], l, 0.5, False) * jnp.arange(3.0))
+    def soft(logits):
+        return jnp.sum(priors.gumbel_softmax(keys[0], logits, 0.5, False) * jnp.arange(3.0))
 
-    def st(l):
-        return jnp.sum(priors.gumbel_softmax(keys[0], l, 0.5, True) * jnp.arange(3.0))
+    def st(logits):
+        return jnp.sum(priors.gumbel_softmax(keys[0], logits, 0.5, True) * jnp.arange(3.0))
 
     np.testing.assert_allclose(jax.grad(st)(logits), jax.grad(soft)(logits), rtol=1e-5)
 
@@ -302,7 +302,8 @@ def test_head_cross_entropy_on_labeled_samples_only():
 def test_weighted_terms_apply_each_weight_and_honour_c_regularizer(regularizer):
     cfg = model_config(prior_type="geometric_mog", c_regularizer=regularizer, recon_weight=2.0, kl_weight=0.5,
                        kl_c_weight=3.0, c_logit_prior_weight=0.1, dirichlet_alpha=2.0, dirichlet_weight=0.7,
-                       component_diversity_weight=-0.2, label_weight=5.0, entropy_weight=0.3, consistency_weight=0.2, l1_weight=1e-3)
+                       component_diversity_weight=-0.2, label_weight=5.0, entropy_weight=0.3, consistency_weight=0.2,
+                       l1_weight=1e-3)
     means = {t: jnp.asarray(float(i + 1)) for i, t in enumerate(losses.TERMS)}
     got = {t: float(v) for t, v in losses.weighted_terms(cfg, means, jnp.asarray(0.5)).items()}
     categorical = regularizer in ("categorical", "both")

@@ -5,13 +5,12 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_run import MIXTURE, CentroidModel, load, strict_loads
 
 from ssvae import disk
 from ssvae.data import datasets
 from ssvae.evaluation import evaluate, metrics
 from ssvae.evaluation.predictions import Predictions
-
-from synthetic_run import MIXTURE, CentroidModel, load, strict_loads
 
 
 def one_hot(labels, n):

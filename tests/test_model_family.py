@@ -13,9 +13,9 @@ import pytest
 
 from ssvae import config, naming
 from ssvae.model import losses
-from ssvae.training import step
 from ssvae.model.rng import run_keys
 from ssvae.model.vae import build_model, init_params
+from ssvae.training import step
 
 pytestmark = pytest.mark.jax
 

@@ -94,7 +94,8 @@ def test_defaults_that_depend_on_other_keys_resolve(write_config):
     explicit = "data: {augment_shift: 0}\nmodel: {use_tau_classifier: true, prior_type: vamp, tau_init_counts: 0, " \
                "labeled_batch_size: 0}"
     eff = plan_of(write_config, explicit).effective
-    assert (eff["data"]["augment_shift"], eff["model"]["tau_init_counts"], eff["model"]["labeled_batch_size"]) == (0, 0, 0)
+    model = eff["model"]
+    assert (eff["data"]["augment_shift"], model["tau_init_counts"], model["labeled_batch_size"]) == (0, 0, 0)
 
 
 def test_the_usage_spread_reward_is_off_where_there_is_nothing_to_spread(write_config):

@@ -63,13 +63,13 @@ def _valid_models():
     """Every combination of the options the arch code names that passes validation."""
     priors = [
         {"prior_type": "standard"},
-        *[{"prior_type": "mixture", "dirichlet_alpha": a, "latent_layout": l, "use_gumbel_softmax": g}
-          for a, l, g in itertools.product([None, 2.0], ["shared", "decentralized"], [False, True])],
+        *[{"prior_type": "mixture", "dirichlet_alpha": a, "latent_layout": layout, "use_gumbel_softmax": g}
+          for a, layout, g in itertools.product([None, 2.0], ["shared", "decentralized"], [False, True])],
         {"prior_type": "vamp", "vamp_pseudo_init_method": "kmeans"},
         {"prior_type": "vamp", "vamp_pseudo_init_method": "random"},
-        *[{"prior_type": "geometric_mog", "num_components": 9, "geometric_arrangement": arr, "latent_layout": l,
+        *[{"prior_type": "geometric_mog", "num_components": 9, "geometric_arrangement": arr, "latent_layout": layout,
            "use_gumbel_softmax": g}
-          for arr, l, g in itertools.product(["circle", "grid"], ["shared", "decentralized"], [False, True])],
+          for arr, layout, g in itertools.product(["circle", "grid"], ["shared", "decentralized"], [False, True])],
     ]
     for prior, tau, cond, het in itertools.product(priors, [False, True], ["none", "concat", "film", "cin"],
                                                    [False, True]):

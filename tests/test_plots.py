@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+from synthetic_run import MIXTURE, CentroidModel, history_rows, load, train_document
 
 from ssvae.data import datasets
 from ssvae.evaluation import evaluate
 from ssvae.results import plots
-
-from synthetic_run import MIXTURE, CentroidModel, history_rows, load, train_document
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,11 +4,10 @@ import re
 
 import numpy as np
 import pytest
+from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 
 from ssvae.evaluation import metrics
 from ssvae.results import plots, report
-
-from synthetic_run import MIXTURE, load, make_run, metadata, strict_loads
 
 RUN_ID = "synthetic__mix10_tau_het__20250101_120000"
 

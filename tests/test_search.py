@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ssvae import config
-from ssvae.results import halving
 from ssvae.config import search
+from ssvae.results import halving
 
 ISSUE_EXAMPLE = """
     experiment: {name: hs}

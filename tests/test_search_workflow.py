@@ -34,7 +34,9 @@ def search_config(trials: int) -> str:
 def epochs_trained(folder) -> int:
     """Epochs a trial's training ran over all its jobs and attempts (each epoch logs one line)."""
     log = folder / "logs" / "train_attempts.log"
-    return sum(line.startswith("[") and "] epoch " in line for line in log.read_text().splitlines()) if log.exists() else 0
+    if not log.exists():
+        return 0
+    return sum(line.startswith("[") and "] epoch " in line for line in log.read_text().splitlines())
 
 
 def promotion(workspace, rung):

@@ -11,10 +11,10 @@ import yaml
 from ssvae import config
 from ssvae.data import datasets
 from ssvae.model import checkpoints, inference, losses
-from ssvae.runtime import compiling
-from ssvae.training import fit, step
 from ssvae.model.rng import run_keys
 from ssvae.results import runs
+from ssvae.runtime import compiling
+from ssvae.training import fit, step
 
 pytestmark = pytest.mark.jax
 

@@ -8,9 +8,9 @@ from scipy import stats
 from scipy.special import softmax
 
 from ssvae import config
-from ssvae.training import augment, step
 from ssvae.model.rng import run_keys
 from ssvae.model.vae import build_model, init_params
+from ssvae.training import augment, step
 
 pytestmark = pytest.mark.jax
 

@@ -13,7 +13,6 @@ import time
 
 import pytest
 import yaml
-
 from workflow_helpers import (
     SSVAE,
     clone_workspace,
@@ -197,7 +196,8 @@ def test_two_invocations_on_disjoint_configs_at_once(workspace):
     (workspace / "configs" / "delta.yaml").write_text(tiny_config("delta", model={"latent_dim": 3}))
     procs = [
         subprocess.Popen(snakemake_cmd(workspace, experiments=[f"configs/{n}.yaml"], config={"compare": "false"}),
-                         cwd=workspace, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         cwd=workspace, env=snakemake_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
         for n in ("gamma", "delta")
     ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
@@ -301,7 +301,8 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path
     log = None
     while time.time() < deadline:
         logs = list((interrupted / "results").glob("long__*/logs/train.log"))
-        if logs and (logs[0].parent.parent / "checkpoints" / "resume.msgpack").exists() and _epochs_logged(logs[0]) >= 4:
+        resumable = logs and (logs[0].parent.parent / "checkpoints" / "resume.msgpack").exists()
+        if resumable and _epochs_logged(logs[0]) >= 4:
             log = logs[0]
             break
         time.sleep(0.2)

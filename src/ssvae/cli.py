@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from ssvae import config, disk, naming, shapes, text
+from ssvae import config, disk, document, naming, shapes, text
 from ssvae.results import runs
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
@@ -97,9 +97,7 @@ def _fmt(value, digits=3) -> str:
 
 
 def _points(value, se=None) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:+.1f}" + (f"±{100 * se:.1f}" if se is not None else "")
+    return document.plus_minus(value, se, signed=True, sep="±", missing="-")
 
 
 def _date(ts: str) -> str:
@@ -192,9 +190,9 @@ def _config_values(row: dict, keys: list[str]) -> dict:
 
 
 LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
-          "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood",
-          "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings", "path",
-          "progress", "search", "trial", "rung", "epochs_trained", "search_value")
+          "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo",
+          "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings",
+          "path", "progress", "search", "trial", "rung", "epochs_trained", "search_value")
 
 
 def _runs(args) -> int:

@@ -94,7 +94,7 @@ WRITE_FAULTS = {
 }
 
 
-def write_fault(exc: BaseException) -> OSError | None:
+def write_fault(exc: BaseException | None) -> OSError | None:
     """The full-disk or unwritable-folder OSError behind `exc` (itself, or one it was raised from)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -107,7 +107,7 @@ def write_fault(exc: BaseException) -> OSError | None:
 
 def write_fault_message(exc: OSError) -> str:
     """One paragraph: which path could not be written, why, that nothing was half-written, what to do."""
-    reason, remedy = WRITE_FAULTS[exc.errno]
+    reason, remedy = WRITE_FAULTS[exc.errno or 0]
     where = exc.filename or "a file under results/"
     return (f"cannot write {where}: {reason} ({exc.strerror}). Nothing was half-written: files are written "
             f"to a temp file and renamed, and finished run folders are untouched. To recover: {remedy}; "

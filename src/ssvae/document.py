@@ -19,7 +19,7 @@ from ssvae import text as text_mod
 PAGE_STYLE = """
 body { background: #fff; color: #1f2328; font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
        margin: 1.2em 2em; max-width: 100em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; display: block; max-width: 100%; overflow-x: auto; }
 th, td { border: 1px solid #d0d7de; padding: 3px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 tr:nth-child(even) td { background: #fbfcfd; }
@@ -45,6 +45,16 @@ def format_number(value: float | int) -> str:
     if 1e-3 <= abs(value) < 1e5:
         return f"{value:.4g}"
     return f"{value:.3e}"
+
+
+def plus_minus(value: float | None, error: float | None = None, *, scale: float = 100, signed: bool = False,
+               unit: str = "", sep: str = " ± ", missing: str = "—") -> str:
+    """A fraction as a percentage (or points) with one decimal and its error: `71.2% ± 2.4`, `+4.8 ± 2.1`;
+    `missing` for no value, the value alone for no error."""
+    if value is None:
+        return missing
+    text = f"{scale * value:{'+' if signed else ''}.1f}{unit}"
+    return text if error is None else f"{text}{sep}{scale * error:.1f}"
 
 
 def format_value(value: Any, max_items: int = 10) -> str:

@@ -12,7 +12,9 @@ MAX_NAME_LENGTH = 64
 
 # Regexes for the three parts of a run id; the workflow uses them as wildcard_constraints.
 NAME_PATTERN = r"[a-z0-9](?:[a-z0-9-]|_(?!_))*"
-ARCH_PATTERN = r"(?:std|mix\d+(?:-dir)?(?:-dec)?(?:-gbl)?|vamp\d+-(?:km|rand)|geo\d+-(?:circle|grid)(?:-dec)?(?:-gbl)?)_(?:tau|head)_(?:plain|het|(?:cin|film|ca)(?:-het)?)"
+ARCH_PATTERN = (r"(?:std|mix\d+(?:-dir)?(?:-dec)?(?:-gbl)?|vamp\d+-(?:km|rand)"
+                r"|geo\d+-(?:circle|grid)(?:-dec)?(?:-gbl)?)"
+                r"_(?:tau|head)_(?:plain|het|(?:cin|film|ca)(?:-het)?)")
 TS_PATTERN = r"\d{8}_\d{6}"
 TS_FORMAT = "%Y%m%d_%H%M%S"
 
@@ -140,11 +142,15 @@ LEGEND_PARTS = {
     "prior": [
         ("std", "standard normal prior N(0, I)"),
         ("mix{K}", "mixture prior with K components (p(z|c) = N(0, I), component embeddings condition the decoder)"),
-        ("-dir", "mixture whose weights pi are learned as the MAP estimate under Dirichlet(alpha) (dirichlet_alpha > 0)"),
+        ("-dir", "mixture whose weights pi are learned as the MAP estimate under Dirichlet(alpha) "
+                 "(dirichlet_alpha > 0)"),
         ("-dec", "decentralized latent layout: one q(z_k|x) per component"),
-        ("-gbl", "Gumbel-softmax routing: the decoder sees one sampled component (its embedding, or its z_k when decentralized)"),
-        ("vamp{K}-km / vamp{K}-rand", "VampPrior with K pseudo-inputs initialised by k-means centres / random training images; its components are the pseudo-inputs"),
-        ("geo{K}-circle / geo{K}-grid", "geometric mixture of Gaussians with K fixed centres on a circle / sqrt(K) x sqrt(K) grid in the first two latent dimensions"),
+        ("-gbl", "Gumbel-softmax routing: the decoder sees one sampled component (its embedding, or its z_k when "
+                 "decentralized)"),
+        ("vamp{K}-km / vamp{K}-rand", "VampPrior with K pseudo-inputs initialised by k-means centres / random "
+                                      "training images; its components are the pseudo-inputs"),
+        ("geo{K}-circle / geo{K}-grid", "geometric mixture of Gaussians with K fixed centres on a circle / "
+                                        "sqrt(K) x sqrt(K) grid in the first two latent dimensions"),
     ],
     "classifier": [
         ("tau", "tau-classifier: p(y|x) = r . tau from responsibility-weighted label counts"),

@@ -15,8 +15,8 @@ import math
 import os
 import sys
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from rich import box
 from rich.console import Console, Group

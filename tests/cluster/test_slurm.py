@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from workflow_helpers import (SNAKEMAKE, make_workspace, run_folders, snakemake_cmd, snakemake_env,
-                              tiny_config)
+from workflow_helpers import SNAKEMAKE, make_workspace, run_folders, snakemake_cmd, snakemake_env, tiny_config
 
 pytestmark = pytest.mark.cluster
 

@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+
 @dataclasses.dataclass(frozen=True)
 class Bad:
     id: str
@@ -52,7 +53,8 @@ def _ten_mb_of_unknown_keys() -> bytes:
 
 def _grid(n: int) -> str:
     values = ", ".join(str(i) for i in range(1, n + 1))
-    return f"sweep: {{grid: {{model.latent_dim: [{values}], model.batch_size: [{values}], model.max_epochs: [{values}]}}}}\n"
+    return (f"sweep: {{grid: {{model.latent_dim: [{values}], model.batch_size: [{values}], "
+            f"model.max_epochs: [{values}]}}}}\n")
 
 
 CORPUS: list[Bad] = [

@@ -155,9 +155,10 @@ def test_long_name_is_cut_with_a_warning(tmp_path):
 
 def test_the_cut_name_warning_reaches_summary_json(tmp_path):
     """Through the real stages (a non-neural model stands in for training, see synthetic_run)."""
+    from synthetic_run import make_run
+
     from ssvae import disk
     from ssvae.pipeline import stages
-    from synthetic_run import make_run
 
     path = tmp_path / "long.yaml"
     path.write_text(f"experiment: {{name: {'b' * 80}}}\ndata: {{dataset: digits, num_samples: 300, "

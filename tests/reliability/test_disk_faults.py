@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_run import make_run, write_config
 
 from ssvae import config, disk
 from ssvae.pipeline import planning, stages
 
-from synthetic_run import make_run, write_config
 from .conftest import temp_files
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ssvae.results import compare, runs
-
 from synthetic_run import write_summary_folder
 from workflow_helpers import clone_workspace, run_folders, snakemake
+
+from ssvae.results import compare, runs
 
 SSVAE = str(Path(sys.executable).with_name("ssvae"))
 GOOD = "good__std_head_plain__20250102_000000"

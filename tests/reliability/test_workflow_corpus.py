@@ -10,9 +10,9 @@ import json
 import re
 
 import pytest
+from workflow_helpers import make_workspace, run_folders, snakemake, tiny_config
 
 from ssvae import config
-from workflow_helpers import make_workspace, run_folders, snakemake, tiny_config
 
 from .corpus import CORPUS, write_corpus
 

@@ -183,7 +183,8 @@ def run_targets(wildcards):
 def summaries_of_good_runs(wildcards):
     """compare's input: the summary of every run that can be trained. Invalid configs never hold it up, nor
     does a training that diverged before (train_failed.json; the comparison lists it as failed): training is
-    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one."""
+    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one.
+    """
     runs = planned_runs()
     return sorted(
         {
@@ -236,77 +237,10 @@ def report_section(wildcards):
 
 def figures_category(wildcards):
     """The report category of a run's figures: its sweep (the config file, as its sanitised plan key names it)
-    for a sweep point, else its name: never a file name as written, which may hold markup."""
+    for a sweep point, else its name: never a file name as written, which may hold markup.
+    """
     plan = effective_of_run(wildcards)
     return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
-
-
-# Resources ----------------------------------------------------------------------------------------------
-# Defined here once and used by the rules (the profiles set none, so a user's own profile can add partition,
-# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (docs/cluster.md,
-# "Resources"), with headroom; every retry gets twice the memory and time of the attempt before, so a
-# job killed for either is resubmitted bigger (a killed train job resumes from its epoch checkpoint).
-
-
-def doubling(base):
-    """A resource that doubles with every attempt: base, 2 x base, 4 x base, ..."""
-
-    def by_attempt(wildcards, attempt):
-        return base * 2 ** (attempt - 1)
-
-    return by_attempt
-
-
-def slurm_resources(**overrides):
-    """Partition, account and QOS from the workflow config (`--config slurm_partition=...`); unset: none given,
-    so the user's profile or the site's defaults decide."""
-    settings = {
-        "slurm_partition": config.get("slurm_partition", ""),
-        "slurm_account": config.get("slurm_account", ""),
-        "qos": config.get("slurm_qos", ""),
-        **overrides,
-    }
-    return {
-        key: str(value) for key, value in settings.items() if value not in (None, "")
-    }
-
-
-SLURM = slurm_resources()
-
-
-def train_threads(wildcards):
-    """CPUs of a train job: 1 for the 8x8 digits (a model that trains in a second or two: two jobs side by side
-    beat one job on two threads; the shipped configs finish in 50 s instead of 68 s on 2 cores), 2 for 28x28
-    images (a dense mnist5k epoch 0.098 s on two threads, 0.138 s on one). `--set-threads train=N` overrides."""
-    dataset = effective_of_run(wildcards)["effective"]["data"]["dataset"]
-    return 1 if dataset == "digits" else 2
-
-
-def gpus_of_run(wildcards):
-    """GPUs the experiment config asks the train job for (experiment.gpus; 0: CPU only)."""
-    return int(effective_of_run(wildcards)["effective"]["experiment"].get("gpus") or 0)
-
-
-def train_gres(wildcards):
-    """`gpu:N` for a train job whose config asks for N GPUs (SLURM: --gres=gpu:N), else nothing."""
-    gpus = gpus_of_run(wildcards)
-    return f"gpu:{gpus}" if gpus else ""
-
-
-def train_partition(wildcards):
-    """`slurm_gpu_partition` for a train job that asks for a GPU, else `slurm_partition`."""
-    return (
-        config["slurm_gpu_partition"]
-        if gpus_of_run(wildcards)
-        else config.get("slurm_partition", "")
-    )
-
-
-TRAIN_SLURM = (
-    {**SLURM, "slurm_partition": train_partition}
-    if config.get("slurm_gpu_partition")
-    else SLURM
-)
 
 
 @contextlib.contextmanager
@@ -319,23 +253,3 @@ def readable_write_faults():
         if fault is None:
             raise
         raise WorkflowError(ssvae_disk.write_fault_message(fault)) from None
-
-
-@contextlib.contextmanager
-def plan_log(log_file):
-    """log(key, line) for the planning jobs: every plan's lines in the job's one log, each with its key."""
-    with open(log_file, "w") as handle:
-        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
-
-
-def validate_every_plan(manifest, log_file):
-    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
-    with readable_write_faults(), plan_log(log_file) as log:
-        ssvae_planning.validate_all(PLANS, results="results", log=log)
-        ssvae_planning.write_manifest(manifest, PLANS, CONFIGS_DIGEST)
-
-
-def derive_every_plan(log_file):
-    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
-    with readable_write_faults(), plan_log(log_file) as log:
-        ssvae_planning.derive_all(PLANS, results="results", log=log)

@@ -3,13 +3,24 @@ rule compare:
         summaries_of_good_runs,
     output:
         table="results/COMPARISON.md",
-        html=report(
-            "results/COMPARISON.html",
+        html="results/COMPARISON.html",
+        report_table=report(
+            "results/.report/comparison.html",
             caption="../report/comparison_table.rst",
             category="Comparison",
             labels={"item": "1. ranked table of every run"},
         ),
         csv="results/comparison.csv",
+        # every run the comparison lists, whatever config list this invocation names: the report's run pages
+        pages=report(
+            directory("results/.report/runs"),
+            patterns=["{name}__{arch}__{ts}.html"],
+            caption="../report/run_pages.rst",
+            category="Runs",
+            # One label: the report's viewer turns a second label with two values, each on half the rows,
+            # into a toggle, and then fails to open rows that do not pair up (two runs, or two archs x two seeds).
+            labels={"run": "{name} · {arch} · {ts}"},
+        ),
         accuracy=report(
             "results/comparison_accuracy.png",
             caption="../report/comparison.rst",
@@ -35,7 +46,7 @@ rule compare:
     params:
         script=script("compare.py"),
     shell:
-        "{params.script} --results results > {log} 2>&1"
+        "{params.script} --results results --pages {output.pages} > {log} 2>&1"
 
 
 rule naming_legend:

@@ -25,7 +25,10 @@ rule validate_config:
     params:
         configs=CONFIGS_DIGEST,
     run:
-        validate_every_plan(output.manifest, log[0])
+        with readable_write_faults():
+            ssvae_planning.validate_job(
+                PLANS, output.manifest, CONFIGS_DIGEST, log[0]
+            )
 
 
 checkpoint derive_arch_code:
@@ -42,7 +45,8 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        derive_every_plan(log[0])
+        with readable_write_faults():
+            ssvae_planning.derive_job(PLANS, log[0])
 
 
 # The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.

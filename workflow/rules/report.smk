@@ -8,14 +8,9 @@ rule report:
         summary="results/{name}__{arch}__{ts}/summary.json",
         report_md="results/{name}__{arch}__{ts}/REPORT.md",
         config="results/{name}__{arch}__{ts}/config.yaml",
-        report_html=report(
-            "results/{name}__{arch}__{ts}/REPORT.html",
-            caption="../report/run_report.rst",
-            category="Runs",
-            # One label: the report's viewer turns a second label with two values, each on half the rows,
-            # into a toggle, and then fails to open rows that do not pair up (two runs, or two archs x two seeds).
-            labels={"run": "{name} · {arch} · {ts}"},
-        ),
+        # shown in the Snakemake report through the compare job's copy (results/.report/runs/), so that the
+        # report has a page for every run of the workspace, not only for this invocation's
+        report_html="results/{name}__{arch}__{ts}/REPORT.html",
         figures=report(
             directory("results/{name}__{arch}__{ts}/figures"),
             patterns=["{figure}.png"],

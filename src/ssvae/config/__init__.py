@@ -21,7 +21,15 @@ from ssvae.config.loading import MAX_ALIAS_NODES, MAX_CONFIG_BYTES, MAX_DEPTH, L
 from ssvae.config.plans import Plan, load_experiment, load_plan, load_plans, plan_keys, resolve, run_identity
 from ssvae.config.rules import RULES, Findings, semantic_errors
 from ssvae.config.schema import StrictValidator, _schema_text, defaults, fill, schema, schema_errors  # noqa: F401
-from ssvae.config.sweeps import KEY_ABBREVIATIONS, MAX_SWEEP_POINTS, SEED_KEY, plan_key, point_label, sweep_points, sweep_size
+from ssvae.config.sweeps import (
+    KEY_ABBREVIATIONS,
+    MAX_SWEEP_POINTS,
+    SEED_KEY,
+    plan_key,
+    point_label,
+    sweep_points,
+    sweep_size,
+)
 from ssvae.config.types import (
     CONDITIONABLE_PRIORS,
     DATASETS,
@@ -41,7 +49,8 @@ from ssvae.config.types import (
 __all__ = [
     "CONDITIONABLE_PRIORS", "DATASETS", "KEY_ABBREVIATIONS", "LEGACY_DATASET_VARIANTS", "MAX_ALIAS_NODES",
     "MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_SWEEP_POINTS", "MIXTURE_PRIORS", "RULES", "SECTIONS", "SEED_KEY",
-    "StrictValidator", "Loaded", "read_config", "shorten", "sweep_size", "UNSUPPORTED_UNLESS_OFF", "ConfigError", "ConfigErrors", "DataConfig",
+    "StrictValidator", "Loaded", "read_config", "shorten", "sweep_size", "UNSUPPORTED_UNLESS_OFF", "ConfigError",
+    "ConfigErrors", "DataConfig",
     "EvaluationConfig", "Experiment", "ExperimentInfo", "Findings", "ModelConfig", "Plan", "ReportConfig",
     "defaults", "fill", "load_experiment", "load_plan", "load_plans", "normalise_legacy", "plan_key",
     "plan_keys", "point_label", "read_yaml", "resolve", "run_identity", "schema", "schema_errors",

@@ -16,9 +16,17 @@ from ssvae.config.legacy import normalise_legacy
 from ssvae.config.loading import Loaded, read_config
 from ssvae.config.rules import RULES, Rule, interchangeable_components, semantic_errors
 from ssvae.config.schema import fill, schema_errors
-from ssvae.config.sweeps import SEED_KEY, label_key, plan_key, point_label, set_dotted, stem_key, sweep_errors, sweep_points
+from ssvae.config.sweeps import (
+    SEED_KEY,
+    label_key,
+    plan_key,
+    point_label,
+    set_dotted,
+    stem_key,
+    sweep_errors,
+    sweep_points,
+)
 from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
-
 
 # Model keys added after runs were trained, with the value that means "as before": at that value a key is left
 # out of the run identity, so adding it retrains nothing.
@@ -137,7 +145,8 @@ def _line_of(key: str, lines: dict[str, int], point: dict) -> int | None:
         if key == written or key.startswith(written + "."):
             if f"search.space.{written}" in lines:
                 return lines[f"search.space.{written}"]
-            return lines.get("sweep.seeds" if written == SEED_KEY and "sweep.seeds" in lines else f"sweep.grid.{written}")
+            seeds = written == SEED_KEY and "sweep.seeds" in lines
+            return lines.get("sweep.seeds" if seeds else f"sweep.grid.{written}")
     if key in lines:
         return lines[key]
     parent, _, last = key.rpartition(".")

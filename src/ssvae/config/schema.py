@@ -21,7 +21,7 @@ def _schema_text() -> str:
 
 
 def schema() -> dict:
-    """The experiment JSON Schema (also at workflow/schemas/experiment.schema.yaml)."""
+    """The experiment JSON Schema (src/ssvae/config/experiment.schema.yaml)."""
     return yaml.safe_load(_schema_text())
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from typing import TypeGuard
 
 from .types import SECTIONS, ConfigError
 
@@ -29,7 +30,7 @@ DEFAULT_HALVING = {"min_epochs": 1, "eta": 3}
 FIXED_KEYS = ("experiment.name", "model.max_epochs")
 
 
-def _is_int(value) -> bool:
+def _is_int(value) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ssvae.evaluation import metrics as metrics_mod
 from ssvae import disk
 from ssvae.config import Experiment
 from ssvae.data.datasets import Splits
+from ssvae.evaluation import metrics as metrics_mod
 from ssvae.evaluation.predictions import Predictions, read_predictions  # noqa: F401  (read_predictions: the reader, next to the type)
 from ssvae.evaluation.status import Status
 

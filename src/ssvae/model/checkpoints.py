@@ -177,7 +177,7 @@ class BackgroundWriter:
     def _run(self, fn, kwargs):
         try:
             fn(**kwargs)
-        except BaseException as exc:  # re-raised in the caller's thread by wait()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by wait()
             self._error = exc
 
     def submit(self, fn, **kwargs) -> None:

@@ -15,11 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae.model import classifiers, losses
-from ssvae.runtime.compiling import fast_compile_options
 from ssvae.config import ModelConfig
-from ssvae.model.vae import build_model
+from ssvae.model import classifiers, losses
 from ssvae.model.params import ParamGroups
+from ssvae.model.vae import build_model
+from ssvae.runtime.compiling import fast_compile_options
 
 # Largest chunk of the pass: conv activations of 256 images are already a few hundred MB with K decoders.
 MAX_CHUNK = {"dense": 1024, "conv": 256}

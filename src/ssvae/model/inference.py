@@ -11,13 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae.model import checkpoints, classifiers, forward, losses, priors
-from ssvae.runtime.compiling import fast_compile_options
 from ssvae.config import Experiment, ModelConfig
-from ssvae.model.vae import build_model
-from ssvae.model.params import ParamGroups
 from ssvae.evaluation.predictions import Predictions
-from ssvae.model.rng import key as prng_key, run_keys
+from ssvae.model import checkpoints, classifiers, forward, losses, priors
+from ssvae.model.params import ParamGroups
+from ssvae.model.rng import key as prng_key
+from ssvae.model.rng import run_keys
+from ssvae.model.vae import build_model
+from ssvae.runtime.compiling import fast_compile_options
 
 DEFAULT_BATCH_SIZE = 1024
 

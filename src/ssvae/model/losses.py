@@ -24,10 +24,11 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ssvae.model import classifiers, priors
 from ssvae.config import ModelConfig
+from ssvae.model import classifiers, priors
 
-TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy", "consistency", "l1")
+TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "dirichlet", "diversity", "classification", "entropy",
+         "consistency", "l1")
 PER_SAMPLE_TERMS = ("reconstruction", "kl_z", "kl_c", "logit_mog", "classification", "entropy")
 UNSUPERVISED_TERMS = tuple(t for t in TERMS if t != "classification")
 
@@ -185,7 +186,8 @@ def batch_means(terms: dict, weights, labeled) -> dict:
 def weighted_terms(cfg: ModelConfig, means: dict, c_scale) -> dict:
     """Each term's contribution to the loss: recon_weight·rec, kl_weight·KL_z, kl_c_weight·s_c·KL_c,
     c_logit_prior_weight·s_c·logit-MoG, dirichlet_weight·penalty, component_diversity_weight·H(p̂),
-    label_weight·classification, entropy_weight·H(p(y|x)), consistency_weight·consistency, l1_weight·L1 (terms a config does not use contribute 0)."""
+    label_weight·classification, entropy_weight·H(p(y|x)), consistency_weight·consistency, l1_weight·L1 (terms
+    a config does not use contribute 0)."""
     weights = {
         "reconstruction": cfg.recon_weight,
         "kl_z": cfg.kl_weight,

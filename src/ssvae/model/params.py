@@ -4,9 +4,8 @@
 matrices, VampPrior pseudo-inputs, the rest), instead of one array per layer. Adam, weight decay and clipping
 act elementwise or on the global norm, so the update is the same as on the per-layer tree; but the compiled step
 then holds a handful of optimiser updates instead of one per layer and optimiser slot, which is most of what XLA
-spends compiling a small model (measured on a digits model: 2.6 s → 1.6 s of compile for one step). The model
-sees the usual tree: `unflatten` inside the compiled functions (slices and reshapes), on the host for
-checkpoints.
+spends compiling a small model (benchmarks/RESULTS.md has the measurement). The model sees the usual tree:
+`unflatten` inside the compiled functions (slices and reshapes), on the host for checkpoints.
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae.model import losses
 from ssvae.config import ModelConfig
+from ssvae.model import losses
 from ssvae.model.vae import build_model
 
 # Group names are chosen so that the path rules (weight decay on "kernel", the pseudo-inputs' own learning rate)
@@ -52,9 +51,8 @@ class ParamGroups:
     per layer: {"000": {"kernel": W}, "001": {"other": b}, ...};
     unflatten(groups) -> the tree (on JAX arrays inside a compiled function, or on NumPy arrays).
 
-    The flat layout compiles about a second faster for a small model; for a larger one its steps are slower
-    (measured: 25% more CPU per epoch for the mnist5k dense reference model), so training picks it for small
-    trainings only (`compiling.small_training`).
+    The flat layout compiles faster for a small model; for a larger one its steps are slower, so training picks
+    it for small trainings only (`compiling.small_training`).
     """
 
     @classmethod

@@ -81,20 +81,13 @@ def dirichlet_penalty(log_pi, alpha, weight):
 
 # Geometric MoG: p(z|c) = N(m_c, I), fixed centres ------------------------------------------------
 #
-# Why it sat far below logistic regression (mnist5k, 100 labels, τ-classifier), measured one seed at a time:
-# the fixed geometry renames components faster than the labels can name them. KL_z = Σ_k r_k KL(q ‖ N(m_k, I))
-# pulls every q(c|x) towards the centre nearest μ, so the components form by latent position alone. With
-# τ starting uniform (0.45–0.49) the labels only name those clusters; with 10 initial counts the labeled
-# counts (about 100 per component per epoch) outweighed the assignment within an epoch, τ's rows followed the
-# geometry, three classes ended with no component and the model fitted only 63% of its own 100 labels (0.53–0.60
-# test). The centre layout was second order: centres spread over all latent dimensions instead of the first two
-# raised the weak-τ runs to 0.61–0.75, a larger radius lowered them (radius 6: 0.35–0.44), and with the
-# assignment held (tau_init_counts 1000, now the default) the 2-D circle at radius 2 reached 0.83 and an
-# all-dimensions layout 0.82. With the assignment held, separation still costs: the further apart the fixed
-# centres, the more the pull towards the nearest one overrides the labels (seeds 1 and 2: radius 2 0.81 / 0.81,
-# radius 1 0.82 / 0.82; seed 42: 0.83 / 0.84). So the centres stay where the arrangement's name says (the
-# first two latent dimensions, which the latent plots show), the τ counts default to holding their assignment,
-# and the default radius is 1 (the earlier system's 2 trails logistic regression + 5 points on two seeds).
+# The fixed geometry renames components faster than the labels can name them: KL_z = Σ_k r_k KL(q ‖ N(m_k, I))
+# pulls every q(c|x) towards the centre nearest μ, so the components form by latent position alone, and with
+# few initial τ counts the labeled counts soon outweigh the assignment and τ's rows follow the geometry. The
+# centre layout matters less than holding the assignment; and the further apart the fixed centres, the more
+# the pull towards the nearest one overrides the labels. So the centres stay where the arrangement's name says
+# (the first two latent dimensions, which the latent plots show), the τ counts default to holding their
+# assignment, and the default radius is small (benchmarks/RESULTS.md has the runs behind each choice).
 
 def geometric_centres(num_components: int, latent_dim: int, arrangement: str, radius: float) -> np.ndarray:
     """Fixed centres m_c in the first two latent dimensions: K points on a circle of radius r, or a √K×√K grid

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssvae.model import classifiers, networks, priors
 from ssvae.config import ModelConfig
+from ssvae.model import classifiers, networks, priors
 
 
 @flax.struct.dataclass

@@ -432,3 +432,26 @@ def plan_of_run(results: str | Path, run_id: str) -> tuple[Path, Path]:
             continue
     raise PlanNotFound(f"no plan under {plan_dir} names the run {run_id}; plan again (run snakemake, "
                        "which re-plans every config of the invocation)")
+
+
+# The two planning jobs ----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def job_log(log_file: str | Path):
+    """log(key, line) for a planning job: every plan's lines in the job's one log, each with its key."""
+    with open(log_file, "w") as handle:
+        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
+
+
+def validate_job(sources: dict[str, list[str]], manifest: str | Path, configs_digest: str, log_file: str | Path,
+                 results: str | Path = "results") -> None:
+    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
+    with job_log(log_file) as log:
+        validate_all(sources, results=results, log=log)
+        write_manifest(manifest, sources, configs_digest)
+
+
+def derive_job(keys: Iterable[str], log_file: str | Path, results: str | Path = "results") -> None:
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
+    with job_log(log_file) as log:
+        derive_all(keys, results=results, log=log)

@@ -17,8 +17,8 @@ from typing import Callable
 
 from ssvae import config as config_mod
 from ssvae import disk
-from ssvae.results import runlock, runs
 from ssvae.pipeline import validation
+from ssvae.results import runlock, runs
 
 PLAN_DIR = ".plan"
 
@@ -196,8 +196,9 @@ def train_rung(validated: str | Path, run_json: str | Path, run_dir: str | Path,
             result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log, epochs=epochs)
         except train_mod.TrainingDiverged as exc:
             record = halving.failed_record(trial, rung, str(exc), continued_from or 0)
-            disk.write_json(run_dir / "train_failed.json", {"status": "failed", "reason": str(exc),
-                                                            "failed_at": dt.datetime.now().isoformat(timespec="seconds")})
+            failed_at = dt.datetime.now().isoformat(timespec="seconds")
+            disk.write_json(run_dir / "train_failed.json",
+                            {"status": "failed", "reason": str(exc), "failed_at": failed_at})
         else:
             record = halving.trained_record(trial, rung, result, continued_from)
         disk.write_json(out, record)

@@ -18,7 +18,8 @@ identity of the same experiment name exists (the config changed): it is listed a
 that cannot be read (a corrupt summary.json) or whose evaluation is gone are listed apart with the reason;
 nothing in a bad folder stops the comparison.
 
-Writes results/COMPARISON.md, COMPARISON.html (for the Snakemake report), comparison.csv,
+Writes results/COMPARISON.md, COMPARISON.html (the same with an interactive part, comparison_page.py),
+.report/comparison.html (the static page the Snakemake report embeds), comparison.csv,
 comparison_accuracy.png and comparison_elbo.png, each atomically. The output depends only on the run folders,
 so it is byte-stable when they are.
 """
@@ -36,8 +37,10 @@ from typing import Any, Callable
 import numpy as np
 
 from ssvae import disk, document, text
-from ssvae.results import diagnostics, relevance, runs, searches
+from ssvae.config.types import MIXTURE_PRIORS
 from ssvae.document import format_value
+from ssvae.results import comparison_page, diagnostics, relevance, runs, searches
+from ssvae.results import summary as summary_mod
 
 # metric -> (row column, higher is better, column title)
 RANK_METRICS = {
@@ -52,7 +55,8 @@ RANK_METRICS = {
 }
 AGGREGATED = ("accuracy", "baseline_accuracy", "gain", "elbo", "k_eff", "clustering_accuracy", "nmi", "ece",
               "training_time_sec")
-COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status", "superseded_by", "dataset", "prior",
+COLUMNS = ("rank", "run_id", "block", "tied_with_best", "name", "arch", "ts", "group", "sweep", "status",
+           "superseded_by", "dataset", "prior",
            "num_components", "latent_dim", "num_labeled", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se",
            "baseline_accuracy", "gain", "gain_se", "elbo", "likelihood", "k_eff", "clustering_accuracy", "nmi", "ece",
            "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings")
@@ -65,21 +69,6 @@ COMPARED_SECTIONS = ("data", "model", "evaluation")
 MAX_RANKED_SHOWN = 50
 MAX_KEY_COLUMNS = 10
 RANKABLE = ("success", "partial")
-
-
-def _get(doc: Any, *path, default=None):
-    for key in path:
-        if not isinstance(doc, dict) or key not in doc:
-            return default
-        doc = doc[key]
-    return doc
-
-
-def _success_value(entry: Any, key: str | None = None):
-    if not isinstance(entry, dict) or entry.get("status") != "success":
-        return None
-    value = entry.get("value")
-    return value.get(key) if key and isinstance(value, dict) else value
 
 
 def seedless_identity(config: dict) -> str | None:
@@ -115,14 +104,11 @@ def summary_row(base: dict, summary: dict) -> dict:
     meta = summary.get("metadata") or {}
     config = summary.get("config") or {}
     evaluation = summary.get("evaluation") or {}
-    metrics = evaluation.get("metrics") or {}
     training = summary.get("training") or {}
     model = config.get("model") or {}
     data = config.get("data") or {}
-    is_mixture = model.get("prior_type") in relevance.MIXTURE_PRIORS
-    n = evaluation.get("num_examples")
-    accuracy = _success_value(metrics.get("accuracy"))
-    baseline = _success_value(_get(evaluation, "baseline", "logistic_regression"), "accuracy")
+    is_mixture = model.get("prior_type") in MIXTURE_PRIORS
+    numbers = summary_mod.headline(training, evaluation)
     group = meta.get("group")
     codes = [d.get("code") for d in summary.get("diagnostics") or [] if isinstance(d, dict)]
     return {
@@ -143,23 +129,9 @@ def summary_row(base: dict, summary: dict) -> dict:
         "num_labeled": data.get("num_labeled"),
         "seed": meta.get("seed", model.get("random_seed")),
         "data_seed": data.get("seed"),
-        "split": evaluation.get("split"),
-        "n": n,
-        "accuracy": accuracy,
-        "accuracy_se": diagnostics.binomial_se(accuracy, n),
-        "baseline_accuracy": baseline,
-        "gain": accuracy - baseline if accuracy is not None and baseline is not None else None,
-        "gain_se": diagnostics.gain_se(accuracy, baseline, n),
-        "elbo": _success_value(metrics.get("elbo"), "elbo"),
-        "likelihood": _success_value(metrics.get("elbo"), "likelihood"),
-        "k_eff": _success_value(metrics.get("k_eff")),
-        "clustering_accuracy": _success_value(metrics.get("clustering_accuracy")),
-        "nmi": _success_value(metrics.get("nmi")),
-        "ece": _success_value(metrics.get("calibration"), "ece"),
-        "best_epoch": training.get("best_epoch"),
-        "epochs_completed": training.get("epochs_completed"),
-        "stopped_early": training.get("stopped_early"),
-        "training_time_sec": training.get("training_time_sec"),
+        "split": numbers["split"],
+        "n": numbers["num_examples"],
+        **{key: value for key, value in numbers.items() if key not in ("split", "num_examples")},
         **search_columns(meta.get("search")),
         "warnings": [c for c in codes if c],
         "other_warnings": max(0, len(summary.get("warnings") or []) - len(codes)),
@@ -409,7 +381,7 @@ def _fixed(value, fmt: str) -> str:
 
 
 def _pct(value, se=None) -> str:
-    return "—" if value is None else f"{100 * value:.1f}" + (f"{PM}{100 * se:.1f}" if se is not None else "")
+    return document.plus_minus(value, se, sep=PM)
 
 
 def _accuracy_cell(entry: dict) -> str:
@@ -442,7 +414,7 @@ def _vs_best_cell(entry: dict) -> str:
         return ""
     if vs["best"]:
         return "best"
-    diff = f"{100 * vs['diff']:+.1f}" + (f"{PM}{100 * vs['se']:.1f}" if vs["se"] is not None else "")
+    diff = document.plus_minus(vs["diff"], vs["se"], signed=True, sep=PM)
     return f"≈\u00a0tied ({diff})" if vs["tied"] else diff
 
 
@@ -456,13 +428,13 @@ def _seeds_text(entry: dict) -> str:
 def _gain_cell(entry: dict) -> str:
     if entry["single"] is not None:
         gain, se = entry["single"]["gain"], entry["single"].get("gain_se")
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * se:.1f}\u00a0SE" if se is not None
-                                                                  else "")
+        text = document.plus_minus(gain, se, signed=True, sep=PM) + ("\u00a0SE" if gain is not None and se is not None
+                                                                    else "")
     else:
         stat = entry["stats"]["gain"]
         gain = stat["mean"]
-        text = "—" if gain is None else f"{100 * gain:+.1f}" + (f"{PM}{100 * stat['std']:.1f}\u00a0sd"
-                                                             if stat["std"] is not None else "")
+        text = document.plus_minus(gain, stat["std"], signed=True, sep=PM) + (
+            "\u00a0sd" if gain is not None and stat["std"] is not None else "")
     return f"▼\u00a0{text}" if gain is not None and gain < 0 else text
 
 
@@ -539,7 +511,8 @@ def _sweep_lines(entries: list[dict], metric: str) -> list[str]:
         scale = 100 if column in ("accuracy", "gain", "baseline_accuracy") else 1
         spread = _mean_std(values)
         rows.append([text.markdown_text(sweep), text.markdown_code(arch), str(len(members)),
-                     str(sum(len(e["members"]) for e in members)), text.markdown_text(best["label"]), _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
+                     str(sum(len(e["members"]) for e in members)), text.markdown_text(best["label"]),
+                     _pm(best["stats"][column], scale, ".1f" if scale == 100 else None)
                      if column in best["stats"] else "—",
                      _pm(spread, scale, ".1f" if scale == 100 else None)])
     unit = " (%)" if metric in ("accuracy", "gain") else ""
@@ -588,7 +561,8 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
              "baseline. *vs best*: the difference from the block's best entry ± the standard error of that "
              "difference (a seed group's SE: √(sd²/seeds + SE²), the spread of its mean plus the test-set error that "
              f"averaging seeds on the same images does not remove); **≈ tied** when it is within {TIE_SES:g} "
-             "standard errors. ELBO is compared only within one likelihood (one column each). Key columns: the config keys "
+             "standard errors. ELBO is compared only within one likelihood (one column each). Key columns: "
+             "the config keys "
              "that differ between the entries of the block ('n/a': the key does not act on that model).", ""]
     if links:
         lines += ["![accuracy](comparison_accuracy.png)", "", "![ELBO](comparison_elbo.png)", ""]
@@ -631,8 +605,8 @@ def render_markdown(rows: list[dict], metric: str = "accuracy", links: bool = Tr
         lines += ["## Runs not ranked", "", "Folders without a usable summary.json: the stage they reached, or why "
                   "they cannot be read.", ""]
         lines += document.table(["run", "stage / status", "reason"],
-                                [[r["run_id"], text.markdown_text(r["status"]), text.markdown_text(r.get("reason") or "")]
-                                 for r in apart])
+                                [[r["run_id"], text.markdown_text(r["status"]),
+                                  text.markdown_text(r.get("reason") or "")] for r in apart])
         lines.append("")
     return "\n".join(lines)
 
@@ -762,12 +736,33 @@ def _save_png(fig, path: Path, dpi: int = 120) -> None:
     disk.write_bytes(path, buffer.getvalue())
 
 
+def write_report_pages(rows: list[dict], pages: str | Path) -> list[str]:
+    """Copy the REPORT.html of every run the comparison lists (ranked or superseded) into `pages` as
+    `<run id>.html`, for the Snakemake report: it then holds a page for every run of the workspace, whatever
+    config list the invocation named. Returns the run ids without a REPORT.html (no page)."""
+    pages = Path(pages)
+    pages.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for row in rows:
+        if row["status"] not in RANKABLE:
+            continue
+        source = Path(row["path"]) / "REPORT.html"
+        try:
+            disk.write_bytes(pages / f"{row['run_id']}.html", source.read_bytes(), durable=False)
+        except FileNotFoundError:
+            missing.append(row["run_id"])
+    return missing
+
+
 def compare_runs(results_dir: str | Path, metric: str = "accuracy",
-                 warn: Callable[[str], None] | None = None) -> dict:
+                 warn: Callable[[str], None] | None = None, pages: str | Path | None = None) -> dict:
     """Write COMPARISON.md, COMPARISON.html, comparison.csv and the two plots into `results_dir`.
 
+    `pages`: also write every listed run's report page there (`write_report_pages`).
+
     Returns {"rows": every run folder's row, "ranked": the ranked entries (block after block), "blocks": the
-    ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys, "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
+    ranked entries of each dataset and test split, "groups": seed groups, "keys": differing config keys,
+    "files": paths written}. Unreadable folders are passed to `warn` and listed apart.
     """
     if metric not in RANK_METRICS:
         raise ValueError(f"cannot rank by {metric!r}; choose one of {', '.join(RANK_METRICS)}")
@@ -786,17 +781,26 @@ def compare_runs(results_dir: str | Path, metric: str = "accuracy",
     files = {
         "markdown": results_dir / "COMPARISON.md",
         "html": results_dir / "COMPARISON.html",
+        "report_table": results_dir / ".report" / "comparison.html",
         "csv": results_dir / "comparison.csv",
         "accuracy_plot": results_dir / "comparison_accuracy.png",
         "elbo_plot": results_dir / "comparison_elbo.png",
     }
     disk.write_text(files["markdown"], render_markdown(rows, metric, results_dir=results_dir))
-    disk.write_text(files["html"], document.to_html(render_markdown(rows, metric, links=False, results_dir=results_dir),
-                                                     "Comparison of runs"))
+    static = render_markdown(rows, metric, links=False, results_dir=results_dir)
+    # the Snakemake report shows a page only up to a size (it offers larger ones as a download): plotly stays out
+    disk.write_text(files["report_table"], document.to_html(static, "Comparison of runs"))
+    disk.write_text(files["html"], comparison_page.render(static, blocks,
+                                                          [block_title(b) for b in blocks], keys, flatten_config))
     disk.write_text(files["csv"], _csv(rows, ranks, tied, keys))
     _save_png(_accuracy_plot(blocks), files["accuracy_plot"])
     _save_png(_elbo_plot(current), files["elbo_plot"])
     for path in searches.write_figures(current, results_dir, _save_png):
         files[f"search_{path.parent.name}"] = path
+    if pages is not None:
+        files["pages"] = Path(pages)
+        for run_id in write_report_pages(rows, pages):
+            if warn is not None:
+                warn(f"{run_id} has no REPORT.html: no page for it in the Snakemake report")
     return {"rows": rows, "ranked": ranked, "blocks": blocks, "groups": groups, "keys": keys,
             "files": {k: str(v) for k, v in files.items()}}

@@ -190,7 +190,8 @@ def below_baseline(metrics: Mapping, baseline: Mapping, num_examples: int | None
         value=gain, threshold=0.0)
 
 
-def diagnose(model: Mapping, train: Mapping, history: Mapping[str, np.ndarray], metrics_doc: Mapping) -> list[Diagnostic]:
+def diagnose(model: Mapping, train: Mapping, history: Mapping[str, np.ndarray],
+             metrics_doc: Mapping) -> list[Diagnostic]:
     """Every warning that applies to a run, in the order of the table above."""
     metrics = metrics_doc.get("metrics") or {}
     baseline = (metrics_doc.get("baseline") or {}).get("logistic_regression") or {}

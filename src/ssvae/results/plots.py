@@ -23,16 +23,16 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
-from ssvae.evaluation import metrics as metrics_mod  # noqa: E402
-from ssvae import disk  # noqa: E402
-from ssvae.config import Experiment, ModelConfig  # noqa: E402
-from ssvae.evaluation.status import Status  # noqa: E402
+from ssvae import disk
+from ssvae.config import Experiment, ModelConfig
+from ssvae.evaluation import metrics as metrics_mod
+from ssvae.evaluation.status import Status
 
 FIGURES_DIR = "figures"
 STYLE = {

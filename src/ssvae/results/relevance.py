@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-MIXTURE_PRIORS = ("mixture", "vamp", "geometric_mog")
-EMBEDDING_PRIORS = ("mixture", "geometric_mog")
-NEVER_IMPLEMENTED = ("top_m_gating", "soft_embedding_warmup_epochs", "use_contrastive", "contrastive_weight",
-                     "gumbel_temperature_decay", "xla_flags")
+from ssvae.config.legacy import UNSUPPORTED_UNLESS_OFF
+from ssvae.config.types import CONDITIONABLE_PRIORS, MIXTURE_PRIORS
 
 Rule = Callable[[Mapping[str, Any]], "str | None"]
 
@@ -28,7 +26,7 @@ def _mixture(config):
 
 def _embeddings(config):
     prior = _model(config).get("prior_type")
-    return None if prior in EMBEDDING_PRIORS else f"prior_type {prior} has no π or component embeddings"
+    return None if prior in CONDITIONABLE_PRIORS else f"prior_type {prior} has no π or component embeddings"
 
 
 def _prior(name: str) -> Rule:
@@ -123,7 +121,7 @@ MODEL_RULES: dict[str, Rule] = {
     "geometric_arrangement": _prior("geometric_mog"),
     "geometric_radius": _prior("geometric_mog"),
     "hidden_dims": _dense_somewhere,
-    **{key: _never for key in NEVER_IMPLEMENTED},
+    **{key: _never for key in UNSUPPORTED_UNLESS_OFF},
 }
 RULES: dict[tuple[str, str], Rule] = {("model", k): rule for k, rule in MODEL_RULES.items()}
 RULES[("data", "path")] = _data_path

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 
 from ssvae import disk, document, shapes, text
-from ssvae.results import diagnostics, relevance
-from ssvae.evaluation import metrics as metrics_mod
-from ssvae.results import plots as plots_mod
 from ssvae.config import SECTIONS, Experiment
 from ssvae.document import format_number, format_value  # noqa: F401  (re-exported: the report's number format)
+from ssvae.evaluation import metrics as metrics_mod
 from ssvae.evaluation.predictions import read_predictions
+from ssvae.results import diagnostics, relevance
+from ssvae.results import plots as plots_mod
+from ssvae.results import summary as summary_mod
 
 # 2: headline with n, standard errors and gain; `diagnostics`
 SCHEMA_VERSION = 2
@@ -49,41 +50,6 @@ def _mark(status: str) -> str:
 
 
 # summary ------------------------------------------------------------------------------------------
-
-def _value(entry: dict | None, key: str | None = None):
-    if not entry or entry.get("status") != "success":
-        return None
-    value = entry.get("value")
-    return value.get(key) if key is not None and isinstance(value, dict) else value
-
-
-def headline(training: dict, evaluation: dict) -> dict:
-    """The handful of numbers a reader (and the comparison) looks at first: accuracy with its binomial standard
-    error on the n evaluated images, the baseline, the gain over it (points as a fraction) with its error."""
-    m = evaluation.get("metrics", {})
-    baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME)
-    n = evaluation.get("num_examples")
-    accuracy, base = _value(m.get("accuracy")), _value(baseline, "accuracy")
-    return {
-        "split": evaluation.get("split"),
-        "num_examples": n,
-        "accuracy": accuracy,
-        "accuracy_se": diagnostics.binomial_se(accuracy, n),
-        "baseline_accuracy": base,
-        "gain": accuracy - base if accuracy is not None and base is not None else None,
-        "gain_se": diagnostics.gain_se(accuracy, base, n),
-        "elbo": _value(m.get("elbo"), "elbo"),
-        "likelihood": _value(m.get("elbo"), "likelihood"),
-        "k_eff": _value(m.get("k_eff")),
-        "clustering_accuracy": _value(m.get("clustering_accuracy")),
-        "nmi": _value(m.get("nmi")),
-        "ece": _value(m.get("calibration"), "ece"),
-        "best_epoch": training.get("best_epoch"),
-        "epochs_completed": training.get("epochs_completed"),
-        "stopped_early": training.get("stopped_early"),
-        "training_time_sec": training.get("training_time_sec"),
-    }
-
 
 def _failures(training: dict, evaluation: dict, plot_status: dict) -> list[str]:
     failures = []
@@ -165,7 +131,7 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
         "schema_version": SCHEMA_VERSION,
         "status": "partial" if failures else "success",
         "failures": failures,
-        "headline": headline(train, evaluation),
+        "headline": summary_mod.headline(train, evaluation),
         "training": train,
         "evaluation": evaluation,
         "plots": plot_status,
@@ -180,22 +146,8 @@ def build_report(run_dir: str | Path, experiment: Experiment, effective_config: 
 
 # REPORT.md ----------------------------------------------------------------------------------------
 
-def percent(value, se=None) -> str:
-    """0.7123 -> `71.2%`, with ` ± 2.4` (points) when a standard error is given."""
-    if value is None:
-        return "—"
-    return f"{100 * value:.1f}%" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
-def points(gain, se=None) -> str:
-    """A difference of two accuracies in percentage points, signed: `+4.8 ± 2.1`."""
-    if gain is None:
-        return "—"
-    return f"{100 * gain:+.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
-
-
 def elbo_label(summary: dict, split: str) -> str:
-    kind = _value((summary["evaluation"].get("metrics") or {}).get("elbo"), "likelihood")
+    kind = summary_mod.success_value((summary["evaluation"].get("metrics") or {}).get("elbo"), "likelihood")
     if kind == "squared_error":
         return f"{split} −(squared error + KL) per image (reconstruction_loss mse: not a bound in nats)"
     return f"{split} ELBO (nats / image, higher is better)"
@@ -209,17 +161,18 @@ def _headline_lines(summary: dict) -> list[str]:
     n = evaluation.get("num_examples")
     baseline = (evaluation.get("baseline") or {}).get(metrics_mod.BASELINE_NAME) or {}
     if baseline.get("status") == "success":
-        base_text = percent(h["baseline_accuracy"], diagnostics.binomial_se(h["baseline_accuracy"], n))
+        base_text = document.plus_minus(h["baseline_accuracy"], diagnostics.binomial_se(h["baseline_accuracy"], n),
+                                        unit="%")
     else:
         base_text = f"{_mark(baseline.get('status', '—'))}: {baseline.get('reason') or ''}".strip(": ")
     labeled = evaluation.get("num_labeled_train")
     gain = h.get("gain")
-    gain_text = points(gain, h.get("gain_se"))
+    gain_text = document.plus_minus(gain, h.get("gain_se"), signed=True)
     if gain is not None:
         gain_text += " points" + (" — **below the baseline**" if gain < 0 else "")
     rows = [
         [f"{split} accuracy (this model), ± binomial standard error on {format_value(n)} images",
-         percent(h["accuracy"], h.get("accuracy_se"))],
+         document.plus_minus(h["accuracy"], h.get("accuracy_se"), unit="%")],
         [f"{split} accuracy, logistic regression on raw pixels ({labeled} labeled training images, the same ones)",
          base_text],
         ["gain over the baseline (± standard error of the difference)", gain_text],
@@ -268,7 +221,8 @@ def _metric_lines(summary: dict) -> list[str]:
             for base_name, base in (evaluation.get("baseline") or {}).items():
                 ok = base.get("status") == "success"
                 note = metrics_mod.DESCRIPTIONS.get(base_name) if ok else base.get("reason")
-                rows.append([f"`accuracy` of baseline `{base_name}`", format_value(_value(base, "accuracy")),
+                rows.append([f"`accuracy` of baseline `{base_name}`",
+                             format_value(summary_mod.success_value(base, "accuracy")),
                              _mark(base.get("status")), note or ""])
     for name, entry in (evaluation.get("artifacts") or {}).items():
         if entry.get("status") != "success":

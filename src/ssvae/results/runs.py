@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from ssvae import __version__, naming, shapes
+from ssvae import naming, shapes
 from ssvae.disk import read_json_or_reason, read_regular, write_json
 
 PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
@@ -48,7 +48,7 @@ def provenance(code_dir: str | Path | None = None) -> dict:
     return {
         "git_commit": commit,
         "git_dirty": bool(status) if status is not None else None,
-        "ssvae_version": __version__,
+        "ssvae_version": _version("ssvae"),
         "python": platform.python_version(),
         "versions": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "snakemake")},
         "host": socket.gethostname(),
@@ -219,8 +219,9 @@ def progress_text(progress: dict | None) -> str:
 
 def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
     """Every run folder under `results`, parsed from its name, with its stage or status, its live `progress`
-    while it trains (see `read_progress`) and, where readable, its summary. A folder whose summary.json cannot be read is listed as `unreadable` with the reason (and `warn` is
-    called with a line naming the folder); one whose metrics.json or predictions.npz is gone is `stale`."""
+    while it trains (see `read_progress`) and, where readable, its summary. A folder whose summary.json cannot be
+    read is listed as `unreadable` with the reason (and `warn` is called with a line naming the folder); one
+    whose metrics.json or predictions.npz is gone is `stale`."""
     rows = []
     for folder in sorted(Path(results).glob("*__*__*")):
         if not folder.is_dir():

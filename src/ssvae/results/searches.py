@@ -83,8 +83,8 @@ def _value(value) -> str:
 
 
 def _values(values: dict) -> str:
-    return ", ".join(f"{key.split('.')[-1]} {value:.4g}" if isinstance(value, float) else f"{key.split('.')[-1]} {value}"
-                     for key, value in values.items())
+    return ", ".join(f"{key.split('.')[-1]} {value:.4g}" if isinstance(value, float)
+                     else f"{key.split('.')[-1]} {value}" for key, value in values.items())
 
 
 def search_lines(rows: list[dict], results_dir: str | Path, links: bool = True) -> list[str]:
@@ -117,10 +117,11 @@ def search_lines(rows: list[dict], results_dir: str | Path, links: bool = True) 
         if links:
             lines += [f"![metric against epochs]({halving.SEARCH_DIR}/{name}/halving.png)", ""]
         ordered = sorted(trials, key=lambda r: (-(r["rung"] or 0), _rank_value(r, summary["mode"]), r["trial"]))
-        body = [[str(r["trial"]), text.markdown_text(r["run_id"]), text.markdown_text(_values(r["search_info"]["values"])),
+        body = [[str(r["trial"]), text.markdown_text(r["run_id"]),
+                 text.markdown_text(_values(r["search_info"]["values"])),
                  f"{r['rung'] or 0} ({r.get('epochs_trained') or 0})", _value(r.get("search_value")),
                  _outcome(r, summary, promotions),
-                 "—" if r.get("accuracy") is None else f"{100 * r['accuracy']:.1f} ± {100 * (r.get('accuracy_se') or 0):.1f}"]
+                 document.plus_minus(r.get("accuracy"), r.get("accuracy_se") or 0)]
                 for r in ordered]
         lines += document.table(["trial", "run", "values", "rung (epochs trained)", summary["metric"], "outcome",
                                  "test accuracy % ± SE"], body)

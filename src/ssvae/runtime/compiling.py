@@ -39,8 +39,8 @@ from jax._src.compilation_cache_interface import CacheInterface
 
 logger = logging.getLogger("ssvae.compilation_cache")
 
-# XLA:CPU options that halve compilation for a small model (measured on this 2-core machine: the digits dense
-# epoch 3.3 -> 1.4 s of compile, the digits conv step 6.1 -> 2.2 s) and make its steps about 10% slower.
+# XLA:CPU options that about halve compilation for a small model and make its steps slightly slower
+# (benchmarks/RESULTS.md has the measurement).
 FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 # A training estimated below this many FLOPs is small (compiling.small_training): its programs compile with
 # FAST_COMPILE and its parameters train in the flat layout. At the ~50 GFLOP/s a small model attains here, 10%

@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+
 def job_cpus(requested: int, environ=os.environ) -> int:
     """The CPUs this job may use: SLURM's allocation (SLURM_CPUS_PER_TASK) when inside a SLURM job, else the
     requested threads (Snakemake's `threads`), never more than the CPUs the process may run on."""

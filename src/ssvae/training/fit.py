@@ -25,15 +25,15 @@ import jax
 import numpy as np
 
 from ssvae import disk
-from ssvae.model import checkpoints, forward, inference
-from ssvae.runtime import compiling
-from ssvae.training import history, schedules
-from ssvae.runtime.compiling import CompileClock, fast_compile_options, training_compile_options
 from ssvae.config import Experiment
 from ssvae.data.datasets import Splits
-from ssvae.training.early_stopping import EarlyStopping
 from ssvae.evaluation.evaluate import NUM_SAMPLES_PER_COMPONENT
+from ssvae.model import checkpoints, forward, inference
 from ssvae.model.rng import run_keys
+from ssvae.runtime import compiling
+from ssvae.runtime.compiling import CompileClock, fast_compile_options, training_compile_options
+from ssvae.training import history, schedules
+from ssvae.training.early_stopping import EarlyStopping
 from ssvae.training.step import CHECKED, NEVER, TrainProgram, default_loop  # noqa: F401  (public names)
 
 

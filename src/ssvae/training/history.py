@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ssvae.model import losses
 from ssvae.config import ModelConfig
+from ssvae.model import losses
 
 
 def logs_mixture(cfg: ModelConfig) -> bool:
@@ -104,10 +104,13 @@ def tensorboard_tag(column: str) -> str | None:
     return f"{split}/{name}" if split in ("train", "val") else f"other/{column}"
 
 
+MIN_WRITE_INTERVAL_S = 1.0
+
+
 class LiveRecord:
-    """After every epoch: `progress.json` in the run folder (replaced atomically, so a reader on any node of a
-    shared file system sees a whole file) and the epoch's history row as TensorBoard scalars under
-    `tensorboard/` (so `tensorboard --logdir results` shows every run side by side while it trains).
+    """After every epoch (at most once a second): `progress.json` in the run folder (replaced atomically, so a
+    reader on any node of a shared file system sees a whole file) and the epoch's history row as TensorBoard scalars
+    under `tensorboard/` (so `tensorboard --logdir results` shows every run side by side while it trains).
 
     progress.json: {phase (compiling | training | finished | stopped), epoch (epochs done), max_epochs,
     seconds_per_epoch (median of the last five), eta_s (at that pace, to max_epochs; early stopping may end
@@ -129,6 +132,7 @@ class LiveRecord:
         self._tb = SummaryWriter(logdir=str(events), purge_step=start_epoch + 1 if start_epoch else None,
                                  flush_secs=3600)
         self._base = {"max_epochs": max_epochs, "host": socket.gethostname(), "pid": os.getpid()}
+        self._written = time.monotonic()
         self._last = {"phase": "compiling", "epoch": start_epoch, "seconds_per_epoch": None, "eta_s": None,
                       "best_epoch": None, "monitor": None, "best_value": None, "losses": {}, "val_accuracy": None}
         self._save()
@@ -146,7 +150,6 @@ class LiveRecord:
             tag = tensorboard_tag(column)
             if tag is not None and value is not None:
                 self._tb.add_scalar(tag, value, global_step=epoch)
-        self._tb.flush()
         remaining = 0 if finished else self.max_epochs - epoch
         self._last.update(
             phase="finished" if finished else "training", epoch=epoch, seconds_per_epoch=seconds_per_epoch,
@@ -154,11 +157,18 @@ class LiveRecord:
             losses={k: v for k, v in row.items() if k.startswith(("train_", "val_")) and k != "val_accuracy"
                     and k != "train_accuracy"},
             val_accuracy=row.get("val_accuracy"))
-        self._save()
+        # at most one write a second (and the last epoch always): a tiny model's epoch can take less time than
+        # writing the file and flushing the events; close() writes what a skipped epoch held
+        now = time.monotonic()
+        if finished or now - self._written >= MIN_WRITE_INTERVAL_S:
+            self._tb.flush()
+            self._save()
+            self._written = now
 
     def close(self, phase: str | None = None) -> None:
-        """Flush the events; `phase` (e.g. `stopped`) is recorded when the training ends without finishing."""
+        """Flush the events and write the latest progress; `phase` (e.g. `stopped`) is recorded when the training
+        ends without finishing."""
         self._tb.close()
         if phase is not None:
             self._last["phase"] = phase
-            self._save()
+        self._save()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import jax
 import optax
 
-from ssvae.model import losses
 from ssvae.config import ModelConfig
+from ssvae.model import losses
 from ssvae.model.params import is_pseudo_input
 
 

@@ -24,13 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssvae.model import classifiers, losses, priors
-from ssvae.training import augment, schedules
 from ssvae.config import ModelConfig
-from ssvae.model.vae import build_model, init_params
-from ssvae.training.optimizer import make_optimizer
-from ssvae.runtime.compiling import small_training
+from ssvae.model import classifiers, losses, priors
 from ssvae.model.params import ParamGroups
+from ssvae.model.vae import build_model, init_params
+from ssvae.runtime.compiling import small_training
+from ssvae.training import augment, schedules
+from ssvae.training.optimizer import make_optimizer
 
 NEVER = np.iinfo(np.int32).max
 # Names of the values checked for non-finite numbers in each step.
