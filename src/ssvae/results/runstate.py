@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 
 from ssvae import shapes
-from ssvae.disk import unframed, write_json
+from ssvae.disk import read_regular, unframed, write_json
 from ssvae.results import runlock
 
 # Every output of every stage, relative to the run folder (the workflow's rules write exactly these).
@@ -67,7 +67,7 @@ def failed_stages(run_dir: str | Path) -> list[str]:
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_bytes().decode("utf-8")), None
+        return json.loads(read_regular(path).decode("utf-8")), None
     except FileNotFoundError:
         return None, f"{path.name} is missing"
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -81,7 +81,7 @@ def saved_epoch(run_dir: str | Path) -> int | None:
     for name in RESUME_FILES:
         path = Path(run_dir) / name
         try:
-            payload = unframed(path.read_bytes(), path)
+            payload = unframed(read_regular(path), path)
             document = msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=lambda code, data: None)
             return int(json.loads(document["meta"])["epochs_completed"])
         except Exception:  # noqa: BLE001 - a damaged or foreign file says nothing about the epoch
@@ -183,7 +183,7 @@ def _recorded_config(run_dir: Path) -> dict:
     import yaml
 
     try:
-        document = yaml.safe_load((run_dir / "config.yaml").read_text())
+        document = yaml.safe_load(read_regular(run_dir / "config.yaml").decode("utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return document if isinstance(document, dict) else {}
