@@ -327,14 +327,9 @@ def plans_current(derived: str | Path, sources: dict[str, list[str]], results: s
 def missing_plan_outputs(derived: str | Path, sources: dict[str, list[str]],
                          results: str | Path = "results") -> list[str]:
     """What the workflow asks for when the plans are not current: derive_arch_code's outputs that are missing,
-    so that Snakemake runs it (it runs a job only for missing outputs that something asks for).
-
-    A plan-set file older than a run.json of its set (rewritten by another invocation) is stale: it is removed
-    here, so that it is missing too."""
-    planned_at, missing, newer = _plan_outputs_state(derived, sources, results)
-    if newer:
-        Path(derived).unlink(missing_ok=True)
-        planned_at = None
+    so that Snakemake runs it (it runs a job only for missing outputs that something asks for). Removes nothing:
+    input functions run many times per invocation."""
+    planned_at, missing, _ = _plan_outputs_state(derived, sources, results)
     return ([] if planned_at is not None else [str(derived)]) + missing
 
 
