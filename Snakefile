@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/search_inputs.smk"
 include: "workflow/rules/plan.smk"
 include: "workflow/rules/search.smk"

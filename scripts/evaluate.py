@@ -8,8 +8,9 @@ _stage.setup_jax(args)
 from ssvae.model import checkpoints  # noqa: E402  (after the thread limit)
 from ssvae.pipeline import stages  # noqa: E402
 
-validated, _ = _stage.planned(args)
-try:
-    stages.evaluate(validated, args.run_dir)
-except checkpoints.CheckpointError as exc:
-    stages.fail(f"cannot evaluate: {exc}")
+with stages.outcome("evaluate", args.run_dir):
+    validated, _ = _stage.planned(args)
+    try:
+        stages.evaluate(validated, args.run_dir)
+    except checkpoints.CheckpointError as exc:
+        stages.fail(f"cannot evaluate: {exc}")

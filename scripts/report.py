@@ -5,5 +5,6 @@ import _stage
 from ssvae.pipeline import stages
 
 args = _stage.run_parser(__doc__).parse_args()
-validated, run_json = _stage.planned(args)
-stages.report(validated, run_json, args.run_dir)
+with stages.outcome("report", args.run_dir):
+    validated, run_json = _stage.planned(args)
+    stages.report(validated, run_json, args.run_dir)

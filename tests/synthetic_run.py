@@ -209,8 +209,9 @@ def write_summary_folder(results: Path, template: dict, run_id: str, *, accuracy
                          tags: list | None = None, dataset: str | None = None, sweep_point: dict | None = None,
                          config_source: str | None = None, diagnostics: list | None = None,
                          report_md: bool = True) -> Path:
-    """A finished run folder (summary.json, metrics.json, predictions.npz) from a template summary.json as the
-    report stage writes it, with the given headline values: fast enough for hundreds of runs."""
+    """A finished run folder (summary.json, metrics.json, predictions.npz from a template summary.json as the
+    report stage writes it, with the given headline values; the other outputs of every stage as small
+    placeholders, since a run is `success` only with all of them): fast enough for hundreds of runs."""
     import copy
 
     name, arch, ts = run_id.split("__")
@@ -244,6 +245,14 @@ def write_summary_folder(results: Path, template: dict, run_id: str, *, accuracy
         from ssvae.results import report
 
         disk.write_text(folder / "REPORT.md", report.render_markdown(summary))
+    else:
+        disk.write_text(folder / "REPORT.md", f"# {run_id}\n")
+    disk.write_json(folder / "train.json", {"status": "success"})
+    disk.write_text(folder / "history.csv", "epoch\n")
+    disk.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
+    disk.write_text(folder / "REPORT.html", "<html></html>\n")
+    disk.write_yaml(folder / "config.yaml", {"run_id": run_id})
+    (folder / "figures").mkdir(exist_ok=True)
     disk.write_json(folder / "metrics.json", {"split": "test", "metrics": metrics})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, y_true=np.zeros(3, dtype=np.int64))

@@ -25,8 +25,9 @@ def results(tmp_path, template):
                          elbo=-110.0, seed=1, train_time=14.0, sweep_point={"model.random_seed": 1}, **SWEEP)
     write_summary_folder(results, template, "mixy__mix10_head_plain__20250103_000000", accuracy=0.7, baseline=0.75,
                          elbo=-120.0, k_eff=6.5, prior="mixture", seed=3, model={"hidden_dims": [64]})
-    # a run still training and a folder that is not a run: listed / ignored, never compared
-    (results / "busy__std_head_plain__20250104_000000" / "checkpoints").mkdir(parents=True)
+    # a run whose training stopped and a folder that is not a run: listed / ignored, never compared
+    (results / "busy__std_head_plain__20250104_000000" / "logs").mkdir(parents=True)
+    (results / "busy__std_head_plain__20250104_000000" / "logs" / "train.log").write_text("epoch 1/5\n")
     (results / "not-a-run").mkdir()
     return results
 
@@ -49,7 +50,7 @@ def test_rows_carry_accuracy_with_its_binomial_error_and_the_gain_over_the_runs_
     assert (std["dataset"], std["latent_dim"], std["num_labeled"], std["split"]) == ("digits", 2, 50, "test")
     assert std["likelihood"] == "bernoulli_nll" and std["sweep"] == "sweep"
     assert mix["sweep"] is None
-    assert rows["busy__std_head_plain__20250104_000000"]["status"] == "training"
+    assert rows["busy__std_head_plain__20250104_000000"]["status"] == "interrupted"
 
 
 def test_the_seeds_of_a_sweep_point_are_one_entry_with_mean_std_and_n(results):
@@ -83,7 +84,7 @@ def test_one_ranked_table_best_first_with_runs_below_their_baseline_marked(resul
     # the test-set SE at 85 %, mixy's SE): more than two SEs, not tied
     assert "| best |" in first and "| -15.0\u00a0±\u00a05.9 |" in second and "tied" not in table.split("<details>")[0]
     assert "| -120.0 | 6.50 |" in second  # ELBO to one decimal, K_eff to two
-    assert "| busy__std_head_plain__20250104_000000 | training |" in text  # not ranked, listed apart
+    assert "| busy__std_head_plain__20250104_000000 | interrupted |" in text  # not ranked, listed apart
 
 
 def test_ranking_by_a_chosen_metric(results):

@@ -6,9 +6,9 @@ import re
 import time
 
 import pytest
-
 from browser import Browser, find_chromium
 from synthetic_run import write_summary_folder
+
 from ssvae.results import compare
 
 RECORD_ERRORS = ("window.__errors = []; window.addEventListener('error', "

@@ -2,9 +2,11 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -83,19 +85,37 @@ def test_plan_keys_are_cached_by_content(tmp_path, results):
     assert planning.plan_sources([path], results) == {"sw.s7": [path]}
 
 
-def test_a_current_plan_set_is_recognised_and_an_edit_is_not(tmp_path, results):
+def test_a_current_plan_set_is_recognised_and_any_change_is_not(tmp_path, results):
     files = [write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001))]
-    sources, _, _ = plan(tmp_path, results, files)
-    manifest = results / ".plan" / "sets" / "x.json"
+    sources = planning.plan_sources(files, results)
     digest = planning.contents_digest(files)
-    assert not planning.plans_current(manifest, sources, digest, results)  # never planned under this manifest
-    planning.write_manifest(manifest, sources, digest)
-    planning.derive_all(sources, results)  # run.json written after the manifest, as derive_arch_code does
-    assert planning.plans_current(manifest, sources, digest, results)
+    derived = planning.derived_path(results, "set1", digest)
+    assert not planning.plans_current(derived, sources, results)  # never planned
+    assert planning.missing_plan_outputs(derived, sources, results) == [derived, str(results / ".plan/one/run.json")]
+    planning.validate_all(sources, results)
+    planning.write_derived(derived, planning.derive_all(sources, results), digest)
+    assert planning.plans_current(derived, sources, results)
+    assert planning.missing_plan_outputs(derived, sources, results) == []
+    # an edit names another plan-set file, which does not exist yet
     write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.002))
-    assert not planning.plans_current(manifest, sources, planning.contents_digest(files), results)
+    edited = planning.derived_path(results, "set1", planning.contents_digest(files))
+    assert edited != derived and not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [edited]
+    # planning the edit removes the set's file for the earlier contents: going back plans again
+    planning.validate_all(sources, results)
+    planning.write_derived(edited, planning.derive_all(sources, results), planning.contents_digest(files))
+    assert not Path(derived).exists()
+    # a run.json deleted by hand is asked for again
     (results / ".plan" / "one" / "run.json").unlink()
-    assert not planning.plans_current(manifest, sources, digest, results)
+    assert not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [str(results / ".plan/one/run.json")]
+    # a run.json rewritten since (by another invocation's plan set sharing the key): not current, the run ids are
+    # read through the checkpoint
+    planning.derive_all(sources, results)
+    later = Path(edited).stat().st_mtime_ns + 10**9
+    os.utime(results / ".plan" / "one" / "run.json", ns=(later, later))
+    assert not planning.plans_current(edited, sources, results)
+    assert planning.missing_plan_outputs(edited, sources, results) == [] and Path(edited).exists()
 
 
 def test_a_lost_ledger_is_recovered_from_the_run_folders(results):
@@ -139,3 +159,44 @@ def test_a_second_train_job_on_a_busy_run_folder_fails_at_once(tmp_path):
         holder.wait()
     with runlock.holding(tmp_path):  # the holder is gone, and with it the lock
         assert f"pid {os.getpid()}" in (tmp_path / runlock.LOCK_NAME).read_text()
+
+
+def test_the_preview_says_what_the_next_invocation_does_without_writing(tmp_path, results):
+    """`ssvae plan`: new, stale (which stage, why), done or invalid per plan; nothing under results/ changes."""
+    from ssvae.results import runstate
+
+    files = [write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001)),
+             write(tmp_path, "two.yaml", GOOD.format(name="two", lr=0.002)),
+             write(tmp_path, "bad.yaml", "model: {prior_type: mixtur}\n")]
+    sources = planning.plan_sources(files, results)
+    planning.validate_all(sources, results)
+    derived = planning.derive_all(sources, results)
+    folder = results / derived["one"]["run_id"]
+    validated = disk.read_json(results / ".plan" / "one" / "validated.json")
+    for path in runstate.RUN_OUTPUTS:  # a finished run, as the workflow leaves it
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        if path == "figures":
+            (folder / path).mkdir()
+        else:
+            (folder / path).write_text("{}")
+    disk.write_yaml(folder / "config.yaml", validated["effective"])
+    before = sorted((p, p.stat().st_mtime_ns) for p in results.rglob("*"))
+    rows = {row["key"]: row for row in planning.preview(files, results, workdir=tmp_path)}
+    assert sorted((p, p.stat().st_mtime_ns) for p in results.rglob("*")) == before
+    assert (rows["one"]["action"], rows["one"]["run_id"]) == ("done", folder.name)
+    assert (rows["two"]["action"], rows["two"]["stage"]) == ("new", "train")  # planned, never started
+    assert rows["two"]["run_id"] == derived["two"]["run_id"]
+    assert rows["bad"]["action"] == "invalid" and "model.prior_type" in rows["bad"]["reason"]
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001) + "evaluation: {num_plot_samples: 100}\n")
+    (row,) = [r for r in planning.preview(files[:1], results, workdir=tmp_path)]
+    assert (row["action"], row["stage"], row["reason"]) == ("stale", "evaluate", "evaluation.num_plot_samples changed")
+    (folder / "REPORT.md").unlink()
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.001))
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["stage"], row["reason"]) == ("stale", "report", "REPORT.md missing")
+    shutil.rmtree(folder)
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["stage"], row["run_id"]) == ("new", "train", folder.name)
+    write(tmp_path, "one.yaml", GOOD.format(name="one", lr=0.003))  # a model never planned: no run id yet
+    (row,) = planning.preview(files[:1], results, workdir=tmp_path)
+    assert (row["action"], row["run_id"], row["reason"]) == ("new", None, "not trained yet")

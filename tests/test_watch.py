@@ -70,20 +70,26 @@ def test_watch_once_prints_one_view_with_running_first_and_escapes_control_chara
 
 def test_watch_in_a_terminal_refreshes_while_a_run_trains_and_exits_when_nothing_runs(results):
     folder = results / TRAINING
-    with runlock.holding(folder):
-        child = pexpect.spawn(SSVAE, ["watch", "--results", str(results), "--interval", "0.2", "--grace", "1"],
-                              dimensions=(40, 180), encoding="utf-8", timeout=60)
-        try:
-            child.expect("37/150, ETA 1 m 20 s")
-            write_progress(folder, 38, 150, 80 / 113)
-            child.expect("38/150, ETA 1 m 19 s")
-            time.sleep(1.5)  # past the grace period: a live training keeps the view open
-            assert child.isalive()
-            disk.write_json(folder / "train.json", {"status": "success", "epochs_completed": 150})
-            child.expect("waiting to evaluate")
-            child.expect(pexpect.EOF)
-        finally:
-            child.close(force=True)
+    lock = runlock.holding(folder)
+    lock.__enter__()
+    child = pexpect.spawn(SSVAE, ["watch", "--results", str(results), "--interval", "0.2", "--grace", "1"],
+                          dimensions=(40, 180), encoding="utf-8", timeout=60)
+    try:
+        child.expect("37/150, ETA 1 m 20 s")
+        write_progress(folder, 38, 150, 80 / 113)
+        child.expect("38/150, ETA 1 m 19 s")
+        time.sleep(1.5)  # past the grace period: a live training keeps the view open
+        assert child.isalive()
+        # the training writes its outputs and its process ends (releasing the run's lock)
+        disk.write_json(folder / "train.json", {"status": "success", "epochs_completed": 150})
+        disk.write_text(folder / "history.csv", "epoch\n")
+        disk.write_bytes(folder / "checkpoints" / "best.msgpack", b"")
+        lock.__exit__(None, None, None)
+        child.expect("waiting to evaluate")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+        lock.__exit__(None, None, None)
     assert child.exitstatus == 0
 
 

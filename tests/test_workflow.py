@@ -325,6 +325,12 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # now the orphaned training too (a node going down)
     assert not (log.parent.parent / "train.json").exists(), "the orphaned training finished before it was killed"
+    # no process holds the run any more: `ssvae runs` says interrupted, with the epoch it resumes from
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--results", str(interrupted / "results"), "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    (row,) = listed
+    assert row["status"] == "interrupted" and row["epoch"] >= 1, row
+    assert f"resumes from epoch {row['epoch']} on the next run" in row["reason"]
     resumed = snakemake(interrupted)
     assert resumed.ran("train") == 1
     assert "resum" in log.read_text().lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import fnmatch
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ssvae import config, disk, document, naming, shapes, text
-from ssvae.results import runs
+from ssvae.results import runs, runstate
 
 SORT_KEYS = ("accuracy", "gain", "elbo", "k_eff", "date", "name", "arch", "status", "training_time")
 
@@ -84,6 +85,51 @@ def _arch(args) -> int:
             else:
                 _out(f"{plan.arch}\t{shown}")
     return status
+
+
+# plan ---------------------------------------------------------------------------------------------
+
+def default_experiments(workflow_config: Path = Path("workflow/config.yaml")) -> list[str]:
+    """The configs a plain `snakemake` runs: the workflow's `experiments` setting (a glob or a list; files
+    starting with `_` skipped), or `configs/*.yaml` without a workflow config."""
+    import glob
+
+    import yaml
+
+    spec = "configs/*.yaml"
+    with contextlib.suppress(OSError, yaml.YAMLError, AttributeError):
+        spec = (yaml.safe_load(workflow_config.read_text()) or {}).get("experiments", spec)
+    if isinstance(spec, list):
+        return [str(p) for p in spec]
+    return sorted(p for p in glob.glob(str(spec)) if not Path(p).name.startswith("_"))
+
+
+def _plan(args) -> int:
+    from ssvae.pipeline import planning
+
+    files = args.configs or default_experiments()
+    if not files:
+        _out("no experiment configs (give some, or put them in configs/)", file=sys.stderr)
+        return 1
+    rows = planning.preview(files, args.results)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 1 if any(r["action"] == "invalid" for r in rows) else 0
+    table = [("config", "run id", "action", "stage", "reason")]
+    for r in rows:
+        config_label = r["config"] + (f" [{r['key']}]" if r["key"] != Path(r["config"]).stem else "")
+        run_id = r["run_id"] or (f"{r['name']}__{r['arch']}__(new)" if r["name"] else "-")
+        reason = (r["reason"] or "").splitlines()
+        table.append((config_label, run_id, r["action"], r["stage"] or "-", reason[0] if reason else ""))
+        table += [("", "", "", "", line) for line in reason[1:]]
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for line in table:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(line[:4], widths)) + "  " + line[4])
+    counts = {action: sum(r["action"] == action for r in rows) for action in planning.ACTIONS}
+    trains = sum(r["stage"] == "train" for r in rows if r["action"] in ("new", "stale"))
+    _out(f"\n{counts['new']} new, {counts['stale']} stale, {counts['done']} done, {counts['invalid']} invalid: "
+         f"the next snakemake trains {trains} run(s)")
+    return 1 if counts["invalid"] else 0
 
 
 # runs ---------------------------------------------------------------------------------------------
@@ -189,17 +235,44 @@ def _config_values(row: dict, keys: list[str]) -> dict:
     return {k: flat.get(k) for k in keys}
 
 
-LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "dataset", "tags", "group", "sweep",
-          "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain", "gain_se", "elbo",
-          "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early", "training_time_sec", "warnings",
-          "path", "progress", "search", "trial", "rung", "epochs_trained", "search_value")
+LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "epoch", "log", "dataset", "tags",
+          "group", "sweep", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain",
+          "gain_se", "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early",
+          "training_time_sec", "warnings", "path", "progress", "search", "trial", "rung", "epochs_trained",
+          "search_value")
+
+
+STATUS_FILTERS = (*runstate.STATUSES, "superseded")
+# What a reader does about a run in each of these states (printed under the table with the run's reason).
+NOTED = ("training", "interrupted", "failed", "stale", "unreadable")
+
+
+def _not_started(results: Path, rows: list[dict]) -> list[dict]:
+    """The runs the latest plans name that have no folder yet: `planned`, never started."""
+    listed = {r["run_id"] for r in rows}
+    missing = []
+    for run_id in sorted(set(runs.planned_run_ids(results).values()) - listed):
+        parsed = naming.RunId.parse(run_id)
+        missing.append({"run_id": run_id, "name": parsed.name, "arch": parsed.arch, "ts": parsed.ts,
+                        "status": "planned", "reason": "not started yet", "path": str(results / run_id)})
+    return missing
+
+
+def _check_statuses(wanted: str) -> None:
+    unknown = [s for s in wanted.split(",") if s not in STATUS_FILTERS]
+    if unknown:
+        raise SystemExit(f"ssvae runs: --status {wanted}: unknown status {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(STATUS_FILTERS)} (comma-separated)")
 
 
 def _runs(args) -> int:
     from ssvae.results import compare
     from ssvae.results.compare import block_of
 
+    if args.status:
+        _check_statuses(args.status)
     rows = compare.run_rows(args.results, warn=_warn)
+    rows += _not_started(args.results, rows)
     rows = _filter(rows, args)
     hidden = [] if args.all or args.status else [r for r in rows if r.get("superseded_by")]
     rows = [r for r in rows if r not in hidden]
@@ -259,6 +332,12 @@ def _runs(args) -> int:
     if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
         _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "
              "test images are not compared)")
+    noted = [r for r in rows if r["status"] in NOTED and r.get("reason")]
+    if noted:
+        _out()
+        for r in noted:
+            log = f" (log: {Path(r['path']) / r['log']})" if r.get("log") else ""
+            _out(f"{r['run_id']}: {r['status']}: {r['reason']}{log}")
     if hidden:
         _out(f"({len(hidden)} superseded run(s) hidden: an older identity of the same experiment; --all shows them)")
     return 0
@@ -390,6 +469,8 @@ def _show(args) -> int:
         _out(f"  {meta['description'].strip()}")
     if row.get("reason"):
         _out(f"  {row['reason']}")
+    if row.get("log"):
+        _out(f"  log: {folder / row['log']}")
     _out()
     width = max(len(k) for k, _ in _headline_pairs(row))
     for key, value in _headline_pairs(row):
@@ -525,11 +606,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", type=Path)
     p.add_argument("-v", "--verbose", action="store_true", help="also print the identity hash and the config")
     p.set_defaults(func=_arch)
+    p = sub.add_parser("plan", help="what the next snakemake does with each config and sweep point (new, stale and "
+                                    "which stage, done, invalid), without running anything")
+    p.add_argument("configs", nargs="*", help="config files (default: the workflow's experiments, configs/*.yaml)")
+    p.add_argument("--results", default="results", type=Path)
+    p.add_argument("--json", action="store_true", help="a list of {config, run_id, action, stage, reason, ...}")
+    p.set_defaults(func=_plan)
     p = sub.add_parser("runs", help="table of existing runs: status, accuracy ± SE, gain over baseline, warnings")
     p.add_argument("--arch", help="arch code prefix (mix10) or glob (*_tau_*)")
     p.add_argument("--name", help="experiment name, its prefix, or a glob")
-    p.add_argument("--status", help="comma-separated: success, partial, failed, stale, unreadable, planned, "
-                                    "training, trained, evaluated, superseded")
+    p.add_argument("--status", help="comma-separated: " + ", ".join(STATUS_FILTERS) + " (training: a live process "
+                                    "holds the run; interrupted: stopped, resumes on the next run; failed: a stage "
+                                    "failed, with the reason and its log; planned: never started)")
     p.add_argument("--tag", help="only runs with this experiment tag")
     p.add_argument("--dataset", help="only runs on this dataset")
     p.add_argument("--sweep", help="only runs of this sweep (config file stem) or seed group")

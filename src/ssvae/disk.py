@@ -1,9 +1,11 @@
-"""Atomic file writes, strict JSON, and what to say when a write fails (a full disk, an unwritable folder)."""
+"""Atomic file writes, strict JSON, what to say when a write fails (a full disk, an unwritable folder), and the
+length-and-checksum frame of checkpoint files."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -94,7 +96,7 @@ WRITE_FAULTS = {
 }
 
 
-def write_fault(exc: BaseException) -> OSError | None:
+def write_fault(exc: BaseException | None) -> OSError | None:
     """The full-disk or unwritable-folder OSError behind `exc` (itself, or one it was raised from)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -107,7 +109,7 @@ def write_fault(exc: BaseException) -> OSError | None:
 
 def write_fault_message(exc: OSError) -> str:
     """One paragraph: which path could not be written, why, that nothing was half-written, what to do."""
-    reason, remedy = WRITE_FAULTS[exc.errno]
+    reason, remedy = WRITE_FAULTS[exc.errno or 0]
     where = exc.filename or "a file under results/"
     return (f"cannot write {where}: {reason} ({exc.strerror}). Nothing was half-written: files are written "
             f"to a temp file and renamed, and finished run folders are untouched. To recover: {remedy}; "
@@ -169,3 +171,37 @@ def read_json_or_reason(path: str | Path) -> tuple[Any, str | None]:
         return None, f"{Path(path).name} cannot be read ({exc.strerror or exc})"
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         return None, f"{Path(path).name} is not valid JSON ({type(exc).__name__}: {str(exc)[:120]})"
+
+
+# The frame around every checkpoint file: MAGIC, the payload's length (8 bytes, big-endian), its SHA-256. Here,
+# below the model and the results, so that reading a run's state (results.runstate) never loads JAX.
+
+MAGIC = b"SSVAE-CHECKPOINT\n"
+HEADER = len(MAGIC) + 8 + 32
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be used: truncated, corrupted, or not a checkpoint; the message names it."""
+
+
+def framed(payload: bytes) -> bytes:
+    """MAGIC + len(payload) + sha256(payload) + payload."""
+    return MAGIC + len(payload).to_bytes(8, "big") + hashlib.sha256(payload).digest() + payload
+
+
+def unframed(data: bytes, path: str | Path) -> bytes:
+    """The payload of a framed file after checking its length and checksum; unframed data (files written before
+    the frame existed) is returned as it is."""
+    if not data.startswith(MAGIC):
+        return data
+    if len(data) < HEADER:
+        raise CheckpointError(f"{path} is truncated ({len(data)} bytes, not even a complete header)")
+    length = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "big")
+    digest = data[len(MAGIC) + 8:HEADER]
+    payload = data[HEADER:]
+    if len(payload) != length:
+        raise CheckpointError(f"{path} is truncated ({len(payload)} of {length} bytes)"
+                              if len(payload) < length else f"{path} has {len(payload) - length} bytes too many")
+    if hashlib.sha256(payload).digest() != digest:
+        raise CheckpointError(f"{path} is corrupted (its checksum does not match its contents)")
+    return payload

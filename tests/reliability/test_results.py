@@ -53,14 +53,18 @@ def test_a_corrupt_summary_is_skipped_by_ssvae_runs(results, kind):
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert f"warning: skipped {results / BAD}: " in done.stderr
-    listed = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:]}
+    table, notes = done.stdout.split("\n\n")  # the table, then what to know about the runs not finished
+    listed = {line.split()[0]: line.split()[1] for line in table.splitlines()[1:]}
     assert listed == {GOOD: "success", BAD: "unreadable"}
+    assert notes.startswith(f"{BAD}: unreadable: summary.json is not valid JSON")
 
 
 def test_a_corrupt_failure_marker_still_lists_the_run_as_failed(results):
+    (results / BAD / "train.json").unlink()  # as a failed train job leaves it: Snakemake removes its outputs
     (results / BAD / "train_failed.json").write_bytes(b"\x00\x01")
     (bad,) = [r for r in runs.list_runs(results) if r["run_id"] == BAD]
-    assert bad["status"] == "failed"
+    assert bad["status"] == "failed" and "train_failed.json is not valid JSON" in bad["reason"]
+    assert bad["log"] == "logs/train.log"
 
 
 @pytest.mark.parametrize("gone", ["metrics.json", "predictions.npz"])
@@ -110,5 +114,13 @@ def test_a_failed_evaluate_after_forcerun_leaves_no_success_behind(trained_works
     assert json.loads((alpha / "summary.json").read_text())["status"] == "success"  # the old, now unbacked, claim
     listed = subprocess.run([SSVAE, "runs", "--results", str(workspace / "results"), "--json"], capture_output=True,
                             text=True, check=True).stdout
-    status = {r["name"]: r["status"] for r in json.loads(listed)}
-    assert status == {"alpha": "stale", "beta-s42": "success"}
+    rows = {r["name"]: r for r in json.loads(listed)}
+    assert {name: r["status"] for name, r in rows.items()} == {"alpha": "failed", "beta-s42": "success"}
+    assert rows["alpha"]["reason"].startswith("evaluate failed: cannot evaluate: ")
+    assert "best.msgpack is truncated" in rows["alpha"]["reason"] and rows["alpha"]["log"] == "logs/evaluate.log"
+    # the run folder's other outputs coming back does not hide the failure; evaluating again clears it
+    snakemake(workspace, f"results/{alpha.name}/summary.json", "--forcerun", "train")
+    listed = subprocess.run([SSVAE, "runs", "--results", str(workspace / "results"), "--json"], capture_output=True,
+                            text=True, check=True).stdout
+    assert {r["name"]: r["status"] for r in json.loads(listed)} == {"alpha": "success", "beta-s42": "success"}
+    assert not (alpha / "evaluate_failed.json").exists()

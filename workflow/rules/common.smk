@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from ssvae import naming as ssvae_naming
 from ssvae.pipeline import planning as ssvae_planning
 from ssvae import disk as ssvae_disk
+from ssvae.results import runstate as ssvae_runstate
 
 validate(config, schema="../schemas/workflow.schema.yaml")
 
@@ -84,27 +85,18 @@ _PLAN_DOCUMENTS, _DAMAGED_PLAN_FILES = ssvae_planning.drop_damaged_plan_files(
 )
 for _line in _DAMAGED_PLAN_FILES:
     print(f"warning: {_line}", file=sys.stderr)
+# derive_arch_code's first output, named by the plan set and the configs' contents: any change to the set of
+# configs or to one of them names a file that does not exist yet, so Snakemake must run the checkpoint (it
+# checks only the outputs that something requests, and the checkpoint's target is its first output).
+PLAN_DERIVED = ssvae_planning.derived_path("results", PLAN_SET, CONFIGS_DIGEST)
 # Planned already, from these very configs: the run ids are read straight away instead of through the
 # checkpoint, so a re-run builds its DAG once (planning still runs if Snakemake finds it stale).
-PLANS_CURRENT = ssvae_planning.plans_current(
-    PLAN_MANIFEST, PLANS, CONFIGS_DIGEST, results="results"
-)
+PLANS_CURRENT = ssvae_planning.plans_current(PLAN_DERIVED, PLANS, results="results")
 
 # Every stage's outputs, not just the report's: Snakemake does not remake a missing file whose consumer is up
 # to date unless the file itself is asked for (a deleted metrics.json would stay deleted). Costs about 0.25 s
 # of a no-op at 500 runs (benchmarks/dag_scale.py).
-RUN_OUTPUTS = [
-    "results/{run_id}/train.json",
-    "results/{run_id}/history.csv",
-    "results/{run_id}/checkpoints/best.msgpack",
-    "results/{run_id}/metrics.json",
-    "results/{run_id}/predictions.npz",
-    "results/{run_id}/summary.json",
-    "results/{run_id}/REPORT.md",
-    "results/{run_id}/REPORT.html",
-    "results/{run_id}/config.yaml",
-    "results/{run_id}/figures",
-]
+RUN_OUTPUTS = [f"results/{{run_id}}/{path}" for path in ssvae_runstate.RUN_OUTPUTS]
 
 _json_cache = dict(_PLAN_DOCUMENTS)
 
@@ -130,14 +122,14 @@ def plan_files(name):
     return [plan_file(key, name) for key in PLANS]
 
 
-# run.json of every plan, read once each time derive_arch_code has rewritten them (it rewrites all at once, so
-# the first one's mtime says whether the cache is current); and the run id -> plan key map built from them.
+# run.json of every plan, read once each time derive_arch_code has rewritten them (it rewrites all at once and
+# then its plan-set file, whose mtime says whether the cache is current); and the run id -> plan key map.
 _runs_cache = {"stamp": None, "documents": {}, "by_run": {}}
 
 
 def _run_documents():
     try:
-        stamp = os.stat(plan_file(next(iter(PLANS)), "run.json")).st_mtime_ns
+        stamp = os.stat(PLAN_DERIVED).st_mtime_ns
     except FileNotFoundError:
         stamp = None
     if stamp != _runs_cache["stamp"]:
@@ -165,8 +157,14 @@ def planned_runs():
 def planning_target(wildcards):
     """The plan set's manifest when the run ids are read directly: keeps validate_config in the DAG, so it
     reruns (and, with it, derive_arch_code) when stale. Not a checkpoint output: a job depending on one is
-    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids."""
-    return [PLAN_MANIFEST] if PLANS_CURRENT else []
+    rebuilt by Snakemake whenever the checkpoint is complete, the cost this avoids.
+
+    Otherwise the checkpoint's outputs that are missing (its plan-set file when the configs changed, a plan's
+    run.json deleted by hand): Snakemake runs a job for the missing outputs that are asked for, and no others.
+    """
+    if PLANS_CURRENT:
+        return [PLAN_MANIFEST]
+    return ssvae_planning.missing_plan_outputs(PLAN_DERIVED, PLANS, results="results")
 
 
 def run_targets(wildcards):
@@ -182,16 +180,17 @@ def run_targets(wildcards):
 
 def summaries_of_good_runs(wildcards):
     """compare's input: the summary of every run that can be trained. Invalid configs never hold it up, nor
-    does a training that diverged before (train_failed.json; the comparison lists it as failed): training is
-    deterministic, so waiting for its retry would keep a sweep with one diverging point from ever having one.
-    """
+    does a run whose stage failed before (a `<stage>_failed.json`, e.g. a diverged or crashed training; the
+    comparison lists it as failed): training is deterministic, so waiting for its retry would keep a sweep with
+    one failing point from ever having a comparison. The run is still retried; once it succeeds (its marker
+    removed) the next invocation compares it too."""
     runs = planned_runs()
     return sorted(
         {
             f"results/{run['run_id']}/summary.json"
             for run in runs.values()
             if run["ok"]
-            and not os.path.exists(f"results/{run['run_id']}/train_failed.json")
+            and not ssvae_runstate.failed_stages(f"results/{run['run_id']}")
         }
     )
 
@@ -243,75 +242,6 @@ def figures_category(wildcards):
     return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
 
 
-# Resources ----------------------------------------------------------------------------------------------
-# Defined here once and used by the rules (the profiles set none, so a user's own profile can add partition,
-# account or QOS as default-resources). Sized from the benchmark records of the shipped configs (docs/cluster.md,
-# "Resources"), with headroom; every retry gets twice the memory and time of the attempt before, so a
-# job killed for either is resubmitted bigger (a killed train job resumes from its epoch checkpoint).
-
-
-def doubling(base):
-    """A resource that doubles with every attempt: base, 2 x base, 4 x base, ..."""
-
-    def by_attempt(wildcards, attempt):
-        return base * 2 ** (attempt - 1)
-
-    return by_attempt
-
-
-def slurm_resources(**overrides):
-    """Partition, account and QOS from the workflow config (`--config slurm_partition=...`); unset: none given,
-    so the user's profile or the site's defaults decide."""
-    settings = {
-        "slurm_partition": config.get("slurm_partition", ""),
-        "slurm_account": config.get("slurm_account", ""),
-        "qos": config.get("slurm_qos", ""),
-        **overrides,
-    }
-    return {
-        key: str(value) for key, value in settings.items() if value not in (None, "")
-    }
-
-
-SLURM = slurm_resources()
-
-
-def train_threads(wildcards):
-    """CPUs of a train job: 1 for the 8x8 digits (a model that trains in a second or two: two jobs side by side
-    beat one job on two threads), 2 for 28x28 images (an epoch is markedly faster on two threads than on one;
-    benchmarks/RESULTS.md has both measurements). `--set-threads train=N` overrides.
-    """
-    dataset = effective_of_run(wildcards)["effective"]["data"]["dataset"]
-    return 1 if dataset == "digits" else 2
-
-
-def gpus_of_run(wildcards):
-    """GPUs the experiment config asks the train job for (experiment.gpus; 0: CPU only)."""
-    return int(effective_of_run(wildcards)["effective"]["experiment"].get("gpus") or 0)
-
-
-def train_gres(wildcards):
-    """`gpu:N` for a train job whose config asks for N GPUs (SLURM: --gres=gpu:N), else nothing."""
-    gpus = gpus_of_run(wildcards)
-    return f"gpu:{gpus}" if gpus else ""
-
-
-def train_partition(wildcards):
-    """`slurm_gpu_partition` for a train job that asks for a GPU, else `slurm_partition`."""
-    return (
-        config["slurm_gpu_partition"]
-        if gpus_of_run(wildcards)
-        else config.get("slurm_partition", "")
-    )
-
-
-TRAIN_SLURM = (
-    {**SLURM, "slurm_partition": train_partition}
-    if config.get("slurm_gpu_partition")
-    else SLURM
-)
-
-
 @contextlib.contextmanager
 def readable_write_faults():
     """A full disk or an unwritable results/ fails a planning job with one paragraph (path, what to do)."""
@@ -322,23 +252,3 @@ def readable_write_faults():
         if fault is None:
             raise
         raise WorkflowError(ssvae_disk.write_fault_message(fault)) from None
-
-
-@contextlib.contextmanager
-def plan_log(log_file):
-    """log(key, line) for the planning jobs: every plan's lines in the job's one log, each with its key."""
-    with open(log_file, "w") as handle:
-        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
-
-
-def validate_every_plan(manifest, log_file):
-    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
-    with readable_write_faults(), plan_log(log_file) as log:
-        ssvae_planning.validate_all(PLANS, results="results", log=log)
-        ssvae_planning.write_manifest(manifest, PLANS, CONFIGS_DIGEST)
-
-
-def derive_every_plan(log_file):
-    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run)."""
-    with readable_write_faults(), plan_log(log_file) as log:
-        ssvae_planning.derive_all(PLANS, results="results", log=log)

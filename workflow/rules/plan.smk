@@ -25,14 +25,19 @@ rule validate_config:
     params:
         configs=CONFIGS_DIGEST,
     run:
-        validate_every_plan(output.manifest, log[0])
+        with readable_write_faults():
+            ssvae_planning.validate_job(
+                PLANS, output.manifest, CONFIGS_DIGEST, log[0]
+            )
 
 
 checkpoint derive_arch_code:
     input:
         PLAN_MANIFEST,
     output:
-        plan_files("run.json"),
+        # first: the checkpoint's target (see PLAN_DERIVED)
+        derived=PLAN_DERIVED,
+        runs=plan_files("run.json"),
     log:
         f"results/.plan/logs/derive_arch_code.{PLAN_SET}.log",
     benchmark:
@@ -42,7 +47,10 @@ checkpoint derive_arch_code:
         mem_mb=500,
         runtime=10,
     run:
-        derive_every_plan(log[0])
+        with readable_write_faults():
+            ssvae_planning.derive_job(
+                PLANS, log[0], derived=output.derived, configs_digest=CONFIGS_DIGEST
+            )
 
 
 # The error target of a plan that cannot run: never produced; the job prints the plan's errors and fails.

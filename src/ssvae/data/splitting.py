@@ -72,7 +72,8 @@ def split_indices(n: int, test_size: float | int, seed: int, stratify: np.ndarra
     class_indices = np.split(np.argsort(y_indices, kind="stable"), np.cumsum(class_counts)[:-1])
     n_i = _approximate_mode(class_counts, n_train, rng)
     t_i = _approximate_mode(class_counts - n_i, n_test, rng)
-    train, test = [], []
+    train: list[np.ndarray] = []
+    test: list[np.ndarray] = []
     for i in range(len(classes)):
         members = class_indices[i].take(rng.permutation(class_counts[i]), mode="clip")
         train.extend(members[:n_i[i]])

@@ -14,7 +14,6 @@ before the header existed (plain msgpack) are still read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -26,43 +25,20 @@ import numpy as np
 from flax import serialization
 
 from ssvae import disk
+from ssvae.disk import CheckpointError, framed, unframed
 
 RESUME_FORMAT = "ssvae-resume/2"  # /2: parameters in their flat ParamGroups layout
 BEST_FORMAT = "ssvae-best/1"
-MAGIC = b"SSVAE-CHECKPOINT\n"
-_HEADER = len(MAGIC) + 8 + 32
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be used: truncated, corrupted, or not a checkpoint; the message names it."""
 
 
 def _host(tree):
     return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
 
 
-def framed(payload: bytes) -> bytes:
-    """MAGIC + len(payload) + sha256(payload) + payload."""
-    return MAGIC + len(payload).to_bytes(8, "big") + hashlib.sha256(payload).digest() + payload
-
-
 def read_checked(path: str | Path) -> dict:
     """The msgpack document of a checkpoint file, after checking its length and checksum."""
     path = Path(path)
-    data = path.read_bytes()
-    if data.startswith(MAGIC):
-        if len(data) < _HEADER:
-            raise CheckpointError(f"{path} is truncated ({len(data)} bytes, not even a complete header)")
-        length = int.from_bytes(data[len(MAGIC):len(MAGIC) + 8], "big")
-        digest = data[len(MAGIC) + 8:_HEADER]
-        payload = data[_HEADER:]
-        if len(payload) != length:
-            raise CheckpointError(f"{path} is truncated ({len(payload)} of {length} bytes)"
-                                  if len(payload) < length else f"{path} has {len(payload) - length} bytes too many")
-        if hashlib.sha256(payload).digest() != digest:
-            raise CheckpointError(f"{path} is corrupted (its checksum does not match its contents)")
-    else:
-        payload = data
+    payload = unframed(path.read_bytes(), path)
     try:
         raw = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several types for damaged input

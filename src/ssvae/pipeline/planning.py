@@ -13,11 +13,14 @@ Files under `results/.plan/`:
   <key>/run.json               {ok, run_id, ...} or {ok: false, errors} (derive_arch_code)
   <key>/errors.txt             the readable errors of an invalid plan
   runs/<run id>.json           which plan names this run (how the train, evaluate and report jobs find it)
-  sets/<digest>.json           the plans of one invocation (derive_arch_code's input)
+  sets/<set>.json              the plans of one invocation (validate_config's last output, derive_arch_code's input)
+  sets/<set>.<configs>.runs.json  written by derive_arch_code after every run.json of the set: the set is planned
+                               for these configs' contents (its name changes with any change to configs/)
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import hashlib
@@ -203,13 +206,9 @@ def _load_file(path: str) -> list[config_mod.Plan] | config_mod.ConfigError:
         return config_mod.ConfigError(path, "", None, f"could not be planned ({type(exc).__name__}: {exc})")
 
 
-def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
-                 log: Callable[[str, str], None] | None = None) -> dict[str, dict]:
-    """validate_config for every plan: write `<key>/validated.json` for each (valid or not); key -> document.
-
-    `log(key, line)` receives each plan's warnings and errors (the workflow writes them to the plan's log).
-    """
-    log = log or (lambda key, line: None)
+def judge_all(sources: dict[str, list[str]]) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """validate_config's verdict on every plan, written nowhere: (key -> validated document, config file -> the
+    plan keys it gives)."""
     documents: dict[str, dict] = {}
     keys_by_file: dict[str, list[str]] = {}
     cached_keys: dict[str, list[str]] = {}
@@ -244,9 +243,19 @@ def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
             else:
                 documents[key] = error_document(key, [path], [config_mod.ConfigError(
                     path, "sweep", key, "two sweep points give the same run key; make their values differ")])
+    return {key: documents[key] for key in sources}, cached_keys
+
+
+def validate_all(sources: dict[str, list[str]], results: str | Path = "results",
+                 log: Callable[[str, str], None] | None = None) -> dict[str, dict]:
+    """validate_config for every plan: write `<key>/validated.json` for each (valid or not); key -> document.
+
+    `log(key, line)` receives each plan's warnings and errors (the workflow writes them to the plan's log).
+    """
+    log = log or (lambda key, line: None)
+    documents, cached_keys = judge_all(sources)
     plan_dir = Path(results) / PLAN_DIR
-    for key in sources:
-        document = documents[key]
+    for key, document in documents.items():
         for warning in document.get("warnings", []):
             log(key, f"warning: {warning}")
         if document["ok"]:
@@ -264,23 +273,64 @@ def write_manifest(path: str | Path, sources: dict[str, list[str]], configs_dige
     disk.write_json(path, {"configs": configs_digest, "plans": sources}, durable=False)
 
 
-def plans_current(manifest: str | Path, sources: dict[str, list[str]], configs_digest: str,
-                  results: str | Path = "results") -> bool:
-    """Whether the last planning of this plan set is still what planning would write now: the same configs
-    (by content), and a run.json for every plan written after it. Then the workflow reads the run ids without
-    waiting on the derive_arch_code checkpoint (Snakemake would otherwise rebuild the whole DAG once more)."""
+def derived_path(results: str | Path, plan_set: str, configs_digest: str) -> str:
+    """derive_arch_code's plan-set file: named by the set of plan keys and by the configs' contents, so that any
+    change to configs/ (a file added, removed, renamed or edited; a sweep grown or shrunk) names a file that does
+    not exist yet, and Snakemake runs the checkpoint."""
+    return f"{Path(results) / PLAN_DIR / 'sets' / plan_set}.{configs_digest}.runs.json"
+
+
+def write_derived(path: str | Path, documents: dict[str, dict], configs_digest: str) -> None:
+    """The plan-set file, written after every run.json of the set: plan key -> run id (None: cannot run).
+
+    The same set's files for other contents of the configs are removed: going back to earlier contents must
+    plan again (the run.json files were rewritten since)."""
+    path = Path(path)
+    plan_set = path.name.split(".")[0]
+    for other in path.parent.glob(f"{plan_set}.*.runs.json"):
+        if other != path:
+            other.unlink(missing_ok=True)
+    disk.write_json(path, {"configs": configs_digest,
+                           "runs": {key: doc.get("run_id") for key, doc in documents.items()}}, durable=False)
+
+
+def _plan_outputs_state(derived: str | Path, sources: dict[str, list[str]],
+                        results: str | Path) -> tuple[int | None, list[str], bool]:
+    """(mtime of the plan-set file or None, the run.json files missing, whether one is newer than the file)."""
     try:
-        recorded = json.loads(disk.read_regular(manifest))
-        planned_at = Path(manifest).stat().st_mtime_ns
-    except (OSError, ValueError):
-        return False
-    if not isinstance(recorded, dict) or recorded.get("configs") != configs_digest or recorded.get("plans") != sources:
-        return False
-    plan_dir = Path(results) / PLAN_DIR
-    try:
-        return all((plan_dir / key / "run.json").stat().st_mtime_ns >= planned_at for key in sources)
+        info = Path(derived).stat()
+        planned_at = info.st_mtime_ns if stat.S_ISREG(info.st_mode) else None
     except OSError:
-        return False
+        planned_at = None
+    plan_dir = Path(results) / PLAN_DIR
+    missing, newer = [], False
+    for key in sources:
+        path = plan_dir / key / "run.json"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            missing.append(str(path))
+            continue
+        newer = newer or (planned_at is not None and mtime > planned_at)
+    return planned_at, missing, newer
+
+
+def plans_current(derived: str | Path, sources: dict[str, list[str]], results: str | Path = "results") -> bool:
+    """Whether the last planning of this plan set is still what planning would write now: its plan-set file for
+    these very configs exists and every run.json is there, none rewritten since (by another invocation's plan
+    set sharing a key). Then the workflow reads the run ids without waiting on the derive_arch_code checkpoint
+    (Snakemake would otherwise rebuild the whole DAG once more)."""
+    planned_at, missing, newer = _plan_outputs_state(derived, sources, results)
+    return planned_at is not None and not missing and not newer
+
+
+def missing_plan_outputs(derived: str | Path, sources: dict[str, list[str]],
+                         results: str | Path = "results") -> list[str]:
+    """What the workflow asks for when the plans are not current: derive_arch_code's outputs that are missing,
+    so that Snakemake runs it (it runs a job only for missing outputs that something asks for). Removes nothing:
+    input functions run many times per invocation."""
+    planned_at, missing, _ = _plan_outputs_state(derived, sources, results)
+    return ([] if planned_at is not None else [str(derived)]) + missing
 
 
 _SECTIONS = ("experiment", "data", "model", "evaluation", "report")
@@ -371,14 +421,11 @@ def _shared_runs(plans: dict[str, dict]) -> dict[str, list[str]]:
     return {key: [k for k in keys if k != key] for keys in owners.values() if len(keys) > 1 for key in keys}
 
 
-def derive_all(keys: Iterable[str], results: str | Path = "results",
-               log: Callable[[str, str], None] | None = None) -> dict[str, dict]:
-    """derive_arch_code for every plan: write `<key>/run.json` (and `errors.txt` when it cannot run)."""
-    log = log or (lambda key, line: None)
-    plan_dir = Path(results) / PLAN_DIR
-    plans = {key: disk.read_json(plan_dir / key / "validated.json") for key in keys}
+def runnable(plans: dict[str, dict]) -> dict[str, dict]:
+    """The validated plans with derive_arch_code's own rule applied: two plans that would share one run folder
+    (same experiment name, data and model) are both invalid."""
     shared = _shared_runs(plans)
-    documents = {}
+    checked = {}
     for key, plan in plans.items():
         if plan["ok"] and key in shared:
             others = [plans[k]["source"] for k in shared[key]]
@@ -386,6 +433,18 @@ def derive_all(keys: Iterable[str], results: str | Path = "results",
                 plan["source"], "experiment.name", plan["name"],
                 f"gives the same run as {', '.join(others)} (same experiment name, data and model), so they "
                 "would share one run folder; give one of them another experiment.name").to_dict()]}
+        checked[key] = plan
+    return checked
+
+
+def derive_all(keys: Iterable[str], results: str | Path = "results",
+               log: Callable[[str, str], None] | None = None) -> dict[str, dict]:
+    """derive_arch_code for every plan: write `<key>/run.json` (and `errors.txt` when it cannot run)."""
+    log = log or (lambda key, line: None)
+    plan_dir = Path(results) / PLAN_DIR
+    plans = runnable({key: disk.read_json(plan_dir / key / "validated.json") for key in keys})
+    documents = {}
+    for key, plan in plans.items():
         errors_file = plan_dir / key / "errors.txt"
         if plan["ok"]:
             document = run_document(plan, results)
@@ -432,3 +491,94 @@ def plan_of_run(results: str | Path, run_id: str) -> tuple[Path, Path]:
             continue
     raise PlanNotFound(f"no plan under {plan_dir} names the run {run_id}; plan again (run snakemake, "
                        "which re-plans every config of the invocation)")
+
+
+# The two planning jobs ----------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def job_log(log_file: str | Path):
+    """log(key, line) for a planning job: every plan's lines in the job's one log, each with its key."""
+    with open(log_file, "w") as handle:
+        yield lambda key, line: print(f"[{key}] {line}", file=handle, flush=True)
+
+
+def validate_job(sources: dict[str, list[str]], manifest: str | Path, configs_digest: str, log_file: str | Path,
+                 results: str | Path = "results") -> None:
+    """validate_config: every plan's validated.json (valid or with its errors), then the plan set's manifest."""
+    with job_log(log_file) as log:
+        validate_all(sources, results=results, log=log)
+        write_manifest(manifest, sources, configs_digest)
+
+
+def derive_job(keys: Iterable[str], log_file: str | Path, derived: str | Path, configs_digest: str,
+               results: str | Path = "results") -> None:
+    """derive_arch_code: every plan's run.json (run id, or the reason it cannot run), then the plan-set file."""
+    with job_log(log_file) as log:
+        write_derived(derived, derive_all(keys, results=results, log=log), configs_digest)
+
+
+# the preview: what the next invocation does, without doing it --------------------------------------
+
+ACTIONS = ("new", "stale", "done", "invalid")
+
+
+def incomplete_outputs(workdir: str | Path = ".") -> set[str]:
+    """The output paths Snakemake marked incomplete (a job killed while writing them; the next run redoes it),
+    from its `.snakemake/incomplete/` records (each named by the path in URL-safe base64, long names split
+    into `@`-prefixed folders)."""
+    root = Path(workdir) / ".snakemake" / "incomplete"
+    paths: set[str] = set()
+    if not root.is_dir():
+        return paths
+    for record in root.rglob("*"):
+        if not record.is_file() or record.name == "migration_underway":
+            continue
+        encoded = "".join(part.lstrip("@") for part in record.relative_to(root).parts)
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            paths.add(base64.urlsafe_b64decode(encoded).decode())
+    return paths
+
+
+def existing_timestamp(results: Path, name: str, identity: str) -> str | None:
+    """The timestamp this identity was planned with before (the ledger, or a run folder recording it)."""
+    ts = runs.recorded_timestamp(results, name, identity)
+    if ts:
+        return ts
+    entry = runs.ledger_from_folders(results, name).get(identity)
+    return entry["ts"] if entry else None
+
+
+def preview(files: Iterable[str], results: str | Path = "results", workdir: str | Path = ".") -> list[dict]:
+    """For every plan of these config files, what the next `snakemake` does with it, writing nothing:
+    {config, key, name, arch, run_id, action, stage, reason}, action one of ACTIONS: `new` (no run folder: trains
+    from scratch; run_id is None when the run was never planned, as its timestamp is minted then), `stale`
+    (`stage` and every stage after it run again, `reason` says why), `done` (nothing runs), `invalid` (`reason`:
+    the errors the plan fails with)."""
+    from ssvae.results import runstate
+
+    results = Path(results)
+    sources = plan_sources(list(files), results)
+    plans = runnable(judge_all(sources)[0])
+    incomplete = {str((Path(workdir) / path).absolute()) for path in incomplete_outputs(workdir)}
+    rows = []
+    for key, plan in plans.items():
+        row = {"config": " and ".join(plan.get("sources") or [plan["source"]]), "key": key, "name": plan.get("name"),
+               "arch": plan.get("arch"), "run_id": None, "action": None, "stage": None, "reason": None}
+        if not plan["ok"]:
+            rows.append(row | {"action": "invalid", "reason": error_text(plan)})
+            continue
+        ts = existing_timestamp(results, plan["name"], plan["identity"])
+        if ts is None:
+            rows.append(row | {"action": "new", "stage": "train", "reason": "not trained yet"})
+            continue
+        run_id = str(naming.RunId(plan["name"], plan["arch"], ts))
+        if not (results / run_id).is_dir():
+            rows.append(row | {"run_id": run_id, "action": "new", "stage": "train",
+                               "reason": "no run folder (planned but never started, or deleted): trains under this id"})
+            continue
+        pending = runstate.pending_stage((results / run_id).absolute(), plan["effective"], incomplete)
+        if pending is None:
+            rows.append(row | {"run_id": run_id, "action": "done"})
+        else:
+            rows.append(row | {"run_id": run_id, "action": "stale", "stage": pending[0], "reason": pending[1]})
+    return rows

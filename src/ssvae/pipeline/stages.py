@@ -6,6 +6,7 @@ so the same functions run a whole experiment without Snakemake (`run_experiment`
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import os
@@ -106,17 +107,10 @@ def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log
     epochs, trial = trial_epochs(run, run_dir)
     provenance = runs.provenance()
     disk.write_yaml(run_dir / "config.yaml", run_config_document(plan, run, provenance, trial))
-    failure_marker = run_dir / "train_failed.json"
     log(f"run {run['run_id']}: loading {experiment.data.dataset}")
     splits = datasets.load_splits(experiment.data)
     log(f"data {splits.describe()}")
-    try:
-        result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log, epochs=epochs)
-    except train_mod.TrainingDiverged as exc:
-        disk.write_json(failure_marker, {"status": "failed", "reason": str(exc),
-                                         "failed_at": dt.datetime.now().isoformat(timespec="seconds")})
-        raise
-    failure_marker.unlink(missing_ok=True)
+    result = train_mod.fit(experiment, splits, run_dir, resume_tag=run["identity"], log=log, epochs=epochs)
     document = {**result, "data": splits.describe(), "identity": run["identity"], "provenance": provenance}
     if run.get("search"):
         document["search"] = {**(trial or {}), "epochs_trained": result["epochs_completed"]}
@@ -359,7 +353,40 @@ def jax_cache_dir(setting: str | None, results: str | Path = "results") -> str |
     return os.path.expanduser(os.path.expandvars(setting))
 
 
+class StageFailed(SystemExit):
+    """A stage ending with a readable message (exit status `code`) instead of a traceback."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(code)
+        self.message = message
+
+
 def fail(message: str, code: int = 1) -> None:
     """End a stage with a readable message instead of a traceback."""
     print(message, file=sys.stderr, flush=True)
-    raise SystemExit(code)
+    raise StageFailed(message, code)
+
+
+INTERRUPTED = 143  # the exit status of a stage stopped by SIGTERM (128 + 15): interrupted, not failed
+
+
+@contextlib.contextmanager
+def outcome(stage: str, run_dir: str | Path):
+    """Record how a stage ends in its run folder: `<stage>_failed.json` (reason, log) when it fails, removed when it
+    succeeds; nothing when it is interrupted (SIGTERM, Ctrl-C), which the run's state shows from its files."""
+    from ssvae.results import runstate
+
+    try:
+        yield
+    except StageFailed as exc:
+        if exc.code != INTERRUPTED:
+            with contextlib.suppress(OSError):  # a full disk: the stage's own message says so
+                runstate.record_failure(run_dir, stage, exc.message)
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            runstate.record_failure(run_dir, stage, f"{type(exc).__name__}: {exc}")
+        raise
+    runstate.clear_failure(run_dir, stage)

@@ -16,7 +16,7 @@ import numpy as np
 from ssvae import config
 from ssvae.config.rules import Findings, Rule
 from ssvae.config.types import DATASETS, ConfigError, DataConfig
-from ssvae.data import datasets
+from ssvae.data import checks, datasets
 
 
 def _metric_names() -> list[str]:
@@ -32,7 +32,7 @@ def _plot_names() -> list[str]:
 
 
 def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
-    """mnist / fashion_mnist read every file they need from data.path; the embedded datasets read none."""
+    """mnist / fashion_mnist read every file they need from data.path, intact; the embedded datasets read none."""
     d = eff["data"]
     if d["dataset"] not in datasets.FILE_DATASETS:
         if d["path"] is not None:
@@ -46,15 +46,13 @@ def data_path_holds_the_dataset(eff: dict, out: Findings) -> None:
     if not Path(d["path"]).expanduser().exists():
         out.error("data.path", d["path"], "no such file or folder")
         return
-    try:
-        missing = datasets.missing_files(d["path"])
-    except datasets.DataError as exc:
-        out.error("data.path", d["path"], str(exc).removeprefix("data.path: "))
-        return
-    if missing:
-        out.error("data.path", d["path"], f"lacks {', '.join(missing)} for {d['dataset']}",
-                  allowed="a folder of train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
-                  "t10k-labels-idx1-ubyte (each optionally .gz), or an .npz with x_train, y_train, x_test, y_test")
+    # every file is read and checked here (once per fingerprint), so that a damaged one never reaches training
+    for problem in checks.problems(d["path"], DATASETS[d["dataset"]]["classes"]):
+        out.error("data.path", d["path"], problem,
+                  allowed="intact MNIST-format files: a folder of train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                  "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (IDX of unsigned bytes, each optionally .gz: "
+                  "N x 28 x 28 images, N labels 0..9), or an .npz with x_train, y_train, x_test, y_test (images as "
+                  "bytes 0..255 or floats 0..1, labels 0..9)")
 
 
 _SPLIT_KEYS = {

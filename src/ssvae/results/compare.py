@@ -121,6 +121,7 @@ def summary_row(base: dict, summary: dict) -> dict:
         "seedless_identity": seedless_identity(config),
         "status": base.get("status", summary.get("status")),
         "reason": base.get("reason"),
+        "log": base.get("log"),
         "dataset": meta.get("dataset") or data.get("dataset"),
         "tags": list(meta.get("tags") or []),
         "prior": model.get("prior_type"),
@@ -150,8 +151,8 @@ def search_columns(search: dict | None) -> dict:
 
 
 def _bare_row(base: dict) -> dict:
-    return {key: None for key in COLUMNS} | {k: base.get(k) for k in ("run_id", "name", "arch", "ts", "status",
-                                                                     "reason")} | {"warnings": [], "config": {}}
+    kept = ("run_id", "name", "arch", "ts", "status", "reason", "log", "epoch")
+    return {key: None for key in COLUMNS} | {k: base.get(k) for k in kept} | {"warnings": [], "config": {}}
 
 
 def mark_superseded(rows: list[dict], planned: dict[str, str]) -> None:

@@ -22,7 +22,8 @@ from ssvae import document, text
 
 SCROLL_STYLE = """
 #filter { font: inherit; padding: 3px 6px; width: 24em; margin: 0.4em 0; }
-#runs th { cursor: pointer; white-space: nowrap; } #runs td { white-space: nowrap; } #runs th[aria-sort]::after { content: " ▾"; }
+#runs th { cursor: pointer; white-space: nowrap; } #runs td { white-space: nowrap; }
+#runs th[aria-sort]::after { content: " ▾"; }
 #runs th[aria-sort="ascending"]::after { content: " ▴"; }
 .parcoords { width: 100%; height: 420px; }
 """

@@ -17,8 +17,10 @@ from typing import Callable
 
 from ssvae import naming, shapes
 from ssvae.disk import read_json_or_reason, read_regular, write_json
+from ssvae.results import runstate
 
 PROGRESS_FILE = "progress.json"  # written by the training after every epoch (history.LiveRecord)
+
 
 def _git(args: list[str], cwd: Path) -> str | None:
     try:
@@ -158,31 +160,6 @@ def mint_timestamp(results: str | Path, name: str, arch: str, identity: str, now
         return ts
 
 
-def _folder_state(folder: Path) -> dict:
-    """status (+ reason, summary) of one run folder from the files it holds, never trusting a summary.json whose
-    evaluation is gone."""
-    if (folder / "train_failed.json").exists():
-        marker, _ = read_json_or_reason(folder / "train_failed.json")
-        reason = marker.get("reason") if isinstance(marker, dict) else "train_failed.json is unreadable"
-        return {"status": "failed", "reason": reason}
-    if (folder / "summary.json").exists():
-        summary, problem = shapes.read(folder / "summary.json", "SUMMARY")
-        if problem is not None:
-            return {"status": "unreadable", "reason": problem}
-        missing = [name for name in ("metrics.json", "predictions.npz") if not (folder / name).exists()]
-        if missing:
-            # evaluate was rerun and failed, or its output was deleted: the summary's numbers are not backed
-            return {"status": "stale", "summary": summary,
-                    "reason": f"{' and '.join(missing)} missing (evaluation gone or failed); summary.json says "
-                              f"{summary.get('status')!r} from an earlier evaluation: run snakemake again"}
-        return {"status": str(summary.get("status", "unknown")), "summary": summary}
-    if (folder / "metrics.json").exists():
-        return {"status": "evaluated"}
-    if (folder / "train.json").exists():
-        return {"status": "trained"}
-    if (folder / "checkpoints").exists() or (folder / PROGRESS_FILE).exists():
-        return {"status": "training"}
-    return {"status": "planned"}
 
 
 def read_progress(folder: str | Path) -> dict | None:
@@ -218,10 +195,11 @@ def progress_text(progress: dict | None) -> str:
 
 
 def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) -> list[dict]:
-    """Every run folder under `results`, parsed from its name, with its stage or status, its live `progress`
-    while it trains (see `read_progress`) and, where readable, its summary. A folder whose summary.json cannot be
-    read is listed as `unreadable` with the reason (and `warn` is called with a line naming the folder); one
-    whose metrics.json or predictions.npz is gone is `stale`."""
+    """Every run folder under `results`, parsed from its name, with its status (runstate.folder_state: from the
+    files and the train lock, never remembered), its live `progress` while it trains (see `read_progress`) and,
+    where readable, its summary. A folder whose summary.json cannot be read is listed as `unreadable` with the
+    reason (and `warn` is called with a line naming the folder); one with an output of some stage missing is
+    `stale`."""
     rows = []
     for folder in sorted(Path(results).glob("*__*__*")):
         if not folder.is_dir():
@@ -231,7 +209,7 @@ def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) ->
         except naming.NamingError:
             continue
         row = {"run_id": folder.name, "name": run_id.name, "arch": run_id.arch, "ts": run_id.ts,
-               "path": str(folder), **_folder_state(folder)}
+               "path": str(folder), **runstate.folder_state(folder)}
         if row["status"] == "training":
             row["progress"] = read_progress(folder)
         if row["status"] == "unreadable" and warn is not None:

@@ -108,9 +108,9 @@ MIN_WRITE_INTERVAL_S = 1.0
 
 
 class LiveRecord:
-    """After every epoch (at most once a second): `progress.json` in the run folder (replaced atomically, so a reader on any node of a
-    shared file system sees a whole file) and the epoch's history row as TensorBoard scalars under
-    `tensorboard/` (so `tensorboard --logdir results` shows every run side by side while it trains).
+    """After every epoch (at most once a second): `progress.json` in the run folder (replaced atomically, so a
+    reader on any node of a shared file system sees a whole file) and the epoch's history row as TensorBoard scalars
+    under `tensorboard/` (so `tensorboard --logdir results` shows every run side by side while it trains).
 
     progress.json: {phase (compiling | training | finished | stopped), epoch (epochs done), max_epochs,
     seconds_per_epoch (median of the last five), eta_s (at that pace, to max_epochs; early stopping may end

@@ -1,0 +1,142 @@
+"""A run folder's status comes from facts on disk: the live train lock, failure markers, every stage's outputs."""
+
+import json
+import subprocess
+import sys
+
+import msgpack
+import pytest
+
+from ssvae import disk
+from ssvae.results import runlock, runs, runstate
+
+
+def finished(folder, run_id=None):
+    """Every output of every stage, as the workflow leaves a finished run."""
+    for path in runstate.RUN_OUTPUTS:
+        target = folder / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path == "figures":
+            target.mkdir(exist_ok=True)
+        elif path == "summary.json":
+            disk.write_json(target, {"status": "success", "metadata": {"run_id": run_id or folder.name}})
+        else:
+            target.write_text("x")
+    return folder
+
+
+def resume_file(folder, epoch, name="resume.msgpack"):
+    """A resume checkpoint as training writes it (framed msgpack whose meta records the epochs completed)."""
+    payload = msgpack.packb({"format": "ssvae-resume/2", "resume_tag": "t",
+                             "meta": json.dumps({"epochs_completed": epoch}), "state": {}, "best": {}})
+    path = folder / "checkpoints" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(disk.framed(payload))
+
+
+@pytest.fixture
+def run(tmp_path):
+    folder = tmp_path / "exp__std_head_plain__20250101_000000"
+    folder.mkdir()
+    return folder
+
+
+def test_success_needs_every_output_of_every_stage(run):
+    finished(run)
+    assert runstate.folder_state(run)["status"] == "success"
+    for path in ["REPORT.html", "config.yaml", "REPORT.md", "metrics.json"]:
+        finished(run)
+        (run / path).unlink()
+        state = runstate.folder_state(run)
+        assert state["status"] == "stale" and path in state["reason"], path
+    finished(run)
+    disk.write_json(run / "summary.json", {"status": "success", "metadata": {"run_id": "other__a__b"}})
+    assert runstate.folder_state(run)["status"] == "stale"
+
+
+def test_a_forcerun_train_that_was_killed_is_interrupted_not_success(run):
+    finished(run)
+    resume_file(run, 7)
+    for path in runstate.STAGE_OUTPUTS["train"]:  # Snakemake removes a job's outputs before it runs
+        (run / path).unlink()
+    state = runstate.folder_state(run)
+    assert state["status"] == "interrupted" and state["epoch"] == 7
+    assert "resumes from epoch 7 on the next run" in state["reason"]
+
+
+def test_never_started_started_interrupted_and_failed(run):
+    assert runstate.folder_state(run)["status"] == "planned"
+    (run / "logs").mkdir()
+    (run / "logs" / "train.log").write_text("loading\n")
+    state = runstate.folder_state(run)
+    assert state["status"] == "interrupted" and state["epoch"] is None
+    assert "before its first epoch was saved" in state["reason"]
+    resume_file(run, 3, "resume.prev.msgpack")
+    (run / "checkpoints" / "resume.msgpack").write_bytes(b"half a fil")  # damaged latest: the previous one counts
+    assert runstate.folder_state(run)["epoch"] == 3
+    runstate.record_failure(run, "train", "EOFError: data/x.gz ends early")
+    state = runstate.folder_state(run)
+    assert state["status"] == "failed" and state["reason"] == "train failed: EOFError: data/x.gz ends early"
+    assert state["log"] == "logs/train.log"
+    assert runstate.failed_stages(run) == ["train"]
+    runstate.clear_failure(run, "train")
+    assert runstate.folder_state(run)["status"] == "interrupted" and not runstate.failed_stages(run)
+
+
+def test_a_failure_marker_of_a_stage_that_finished_since_is_not_a_failure(run):
+    finished(run)
+    runstate.record_failure(run, "evaluate", "boom")
+    assert runstate.folder_state(run)["status"] == "success"
+    (run / "metrics.json").unlink()
+    assert runstate.folder_state(run)["status"] == "failed"
+
+
+def test_training_only_while_a_live_process_holds_the_lock(run):
+    resume_file(run, 2)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); from ssvae.results import runlock;"
+         "ctx = runlock.holding(sys.argv[2]); ctx.__enter__(); print('held', flush=True); time.sleep(60)",
+         str(disk.__file__).rsplit("/ssvae/", 1)[0], str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        state = runstate.folder_state(run)
+        assert state["status"] == "training" and state["epoch"] == 2 and "epoch 2 saved" in state["reason"]
+        assert "pid" in runlock.holder(run)
+        # looking does not disturb: the holder keeps its lock
+        with pytest.raises(runlock.RunFolderBusy):
+            with runlock.holding(run):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runlock.holder(run) is None
+    assert runstate.folder_state(run)["status"] == "interrupted"  # killed: no process holds it any more
+
+
+def test_ssvae_runs_lists_true_statuses_and_filters_on_each(tmp_path):
+    results = tmp_path / "results"
+    done = finished(results / "done__std_head_plain__20250101_000000")
+    early = finished(results / "early__std_head_plain__20250101_000001")
+    (early / "REPORT.html").unlink()  # summary.json written, the report's other files not yet
+    killed = finished(results / "killed__std_head_plain__20250101_000002")
+    resume_file(killed, 4)
+    for path in runstate.STAGE_OUTPUTS["train"]:
+        (killed / path).unlink()
+    crashed = results / "crashed__std_head_plain__20250101_000003"
+    (crashed / "logs").mkdir(parents=True)
+    (crashed / "logs" / "train.log").write_text("Traceback ...\n")
+    runstate.record_failure(crashed, "train", "EOFError: Compressed file ended before the end-of-stream marker")
+    rows = {r["run_id"].split("__")[0]: r for r in runs.list_runs(results)}
+    assert {name: r["status"] for name, r in rows.items()} == {
+        "done": "success", "early": "stale", "killed": "interrupted", "crashed": "failed"}
+    ssvae = [sys.executable, "-m", "ssvae.cli", "runs", "--results", str(results)]
+    table = subprocess.run(ssvae, capture_output=True, text=True, check=True).stdout
+    assert f"{killed.name}: interrupted: training stopped after epoch 4; resumes from epoch 4 on the next run" in table
+    assert f"{crashed.name}: failed: train failed: EOFError" in table and f"(log: {crashed}/logs/train.log)" in table
+    for status, expected in [("failed", [crashed.name]), ("interrupted", [killed.name]),
+                             ("success,stale", [done.name, early.name])]:
+        listed = json.loads(subprocess.run([*ssvae, "--status", status, "--json"], capture_output=True, text=True,
+                                           check=True).stdout)
+        assert sorted(r["run_id"] for r in listed) == expected, status
+    wrong = subprocess.run([*ssvae, "--status", "crashed"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "unknown status 'crashed'; allowed: planned, training, interrupted" in wrong.stderr
