@@ -57,7 +57,8 @@ else
 JobAcctGatherType=jobacct_gather/none"
 fi
 mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-# MinJobAge >= 3x the status poll interval, or the plugin quietly falls back from squeue to sacct.
+# MinJobAge >= 3x the status poll interval, or the plugin quietly falls back from squeue to sacct; long enough
+# that a timed-out first attempt is still known while its retry trains on a busy machine.
 # EnforcePartLimits=ALL: a job larger than the node is rejected at once instead of pending forever.
 # DefMemPerCPU: without a memory request a job would get the whole node's memory, and jobs would run one at a time.
 # KillWait: seconds between SIGTERM and SIGKILL at the time limit (the train job checkpoints on SIGTERM).
@@ -83,7 +84,7 @@ SlurmdSpoolDir=/var/spool/slurmd
 SchedulerType=sched/backfill
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-MinJobAge=300
+MinJobAge=1800
 KillWait=10
 DefMemPerCPU=512
 EnforcePartLimits=ALL

@@ -113,7 +113,7 @@ def test_a_fifo_or_a_device_among_the_plan_files_is_removed_without_being_read(t
     manifest.parent.mkdir()
     os.mkfifo(manifest)
     with planning._time_limit(30):  # a FIFO read would wait for a writer forever
-        assert not planning.plans_current(manifest, {"exp": ["configs/exp.yaml"]}, "digest",
+        assert not planning.plans_current(manifest, {"exp": ["configs/exp.yaml"]},
                                           results=tmp_path / "results")
         good, damaged = planning.drop_damaged_plan_files(["exp"], manifest, results=tmp_path / "results")
     assert good == {} and len(damaged) == 2 and all("not a regular file" in line for line in damaged)
