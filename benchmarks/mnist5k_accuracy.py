@@ -59,6 +59,18 @@ def score(exp: config.Experiment) -> dict:
             "epochs": result["epochs_completed"], "best_epoch": result["best_epoch"], "seconds": seconds}
 
 
+def score_seeds(key: str, base: config.Experiment, seeds, seeded, digits: int) -> list[dict]:
+    """score() of `seeded(base, seed)` for every seed, each result also printed to stderr as it comes."""
+    scores = []
+    for seed in seeds:
+        s = score(seeded(base, seed))
+        scores.append(s)
+        print(f"  {key} seed {seed}: accuracy {s['accuracy']:.{digits}f} (logistic regression "
+              f"{s['baseline']:.{digits}f}), best epoch {s['best_epoch']}/{s['epochs']}, {s['seconds']:.0f} s",
+              file=sys.stderr, flush=True)
+    return scores
+
+
 def on_dataset(path: Path, dataset: str | None, scratch: Path) -> Path:
     """`path` itself, or (with --dataset) a copy of it under `scratch` with data.dataset replaced, planned anew so
     that image-size defaults (input size, augmentation shift) follow the new dataset."""
@@ -92,18 +104,13 @@ def main(argv=None) -> None:
     scratch = tempfile.TemporaryDirectory()
     for path in paths:
         for plan in validation.load_plans(on_dataset(path, args.dataset, Path(scratch.name))):
-            base = plan.experiment()
-            scores = []
-            for seed in args.seeds:
-                exp = dataclasses.replace(base, model=dataclasses.replace(base.model, random_seed=seed))
+            def seeded(exp: config.Experiment, seed: int) -> config.Experiment:
+                exp = dataclasses.replace(exp, model=dataclasses.replace(exp.model, random_seed=seed))
                 if args.data_seeds:
                     exp = dataclasses.replace(exp, data=dataclasses.replace(exp.data, seed=seed))
-                scores.append(score(exp))
-                s = scores[-1]
-                print(f"  {plan.key} seed {seed}: accuracy {s['accuracy']:.3f} (logistic regression "
-                      f"{s['baseline']:.3f}), best epoch {s['best_epoch']}/{s['epochs']}, {s['seconds']:.0f} s",
-                      file=sys.stderr, flush=True)
-            rows.append((plan, scores, path))
+                return exp
+
+            rows.append((plan, score_seeds(plan.key, plan.experiment(), args.seeds, seeded, digits=3), path))
 
     command = "python " + " ".join(["benchmarks/mnist5k_accuracy.py", *(argv if argv is not None else sys.argv[1:])])
     print(f"`{command}`\n")
