@@ -25,13 +25,16 @@ def test_limit_threads_pins_the_process_to_the_jobs_cpus():
     assert out == ["1", "1", "False"]  # one CPU, and no XLA flag that would split the compilation cache key
 
 
-def test_one_thread_jobs_side_by_side_take_different_cpus():
+def test_one_thread_jobs_side_by_side_take_different_cpus(tmp_path):
     if len(os.sched_getaffinity(0)) < 2:
         return
+    # the lock files live in the temporary folder: a private one, so that other jobs on this machine (another
+    # test run, a workflow training) hold none of them
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
     code = ("import os, sys, time; from ssvae.runtime import compute; print(compute.limit_threads(1, salt='same')[0], "
             "flush=True); sys.stdin.read()")
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
     try:
         cpus = [int(p.stdout.readline()) for p in procs]
     finally:
