@@ -287,7 +287,7 @@ def unimplemented_legacy_keys_off(eff: dict, out: Findings) -> None:
 def input_hw_matches_dataset(eff: dict, out: Findings) -> None:
     hw = tuple(eff["model"]["input_hw"])
     dataset = eff["data"]["dataset"]
-    expected_hw = DATASETS[dataset]["hw"]
+    expected_hw: tuple = DATASETS[dataset]["hw"]  # type: ignore[assignment]
     if hw != expected_hw:
         out.error("model.input_hw", list(hw), f"does not match the {dataset} images", allowed=str(list(expected_hw)))
 

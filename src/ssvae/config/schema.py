@@ -95,7 +95,7 @@ def _allowed_text(spec: dict) -> str | None:
         bounds.append(f"< {spec['exclusiveMaximum']}")
     if types is None and not bounds:
         return None
-    names = types if isinstance(types, list) else [types] if types else []
+    names: list[str] = types if isinstance(types, list) else [types] if types else []
     kind = " or ".join(_TYPE_WORDS.get(t, t) for t in names)
     if "number" in names:
         kind = kind.replace("number", "finite number")

@@ -43,7 +43,7 @@ class Predictions:
     @property
     def neg_elbo(self) -> np.ndarray:
         """Per-sample negative ELBO = reconstruction NLL + KL_z (+ KL_c), in nats."""
-        return sum(self.terms.values())
+        return np.sum(list(self.terms.values()), axis=0)
 
 
 def read_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:

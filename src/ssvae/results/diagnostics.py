@@ -133,10 +133,10 @@ def weak_class(metrics: Mapping) -> Diagnostic | None:
         return None
     weak.sort()
     flagged = {c for _, c, _ in weak}
-    rest = [a for c, a in scored.items() if c not in flagged]
+    unflagged = [a for c, a in scored.items() if c not in flagged]
     parts = [f"class {c} {100 * a:.1f}% ({round(a * count[c])} of {count[c]})" for a, c, _ in weak]
-    against = (f"{100 * float(np.mean(rest)):.1f}% mean accuracy over the other {len(rest)} classes" if rest
-               else "the other classes")
+    against = (f"{100 * float(np.mean(unflagged)):.1f}% mean accuracy over the other {len(unflagged)} classes"
+               if unflagged else "the other classes")
     return Diagnostic(
         "weak_class",
         f"{'; '.join(parts)}: far below {against}",

@@ -263,7 +263,7 @@ _installed: SharedFileCache | None = None
 _listening = False
 
 
-def _compile_finished(event: str, duration: float, **_) -> None:
+def _compile_finished(event: str, duration_secs: float, **_: str | int) -> None:
     # JAX records this after every backend compilation (a cache hit, a fresh compile, or a failure).
     if event == "/jax/core/compile/backend_compile_duration" and _installed is not None:
         _installed.release_locks()

@@ -24,7 +24,7 @@ def linear_schedule(epoch, start: float, end: float, epochs: int):
     out (no JAX op); a traced epoch gives a traced value."""
     if epochs <= 0:
         return float(end)
-    if isinstance(epoch, numbers.Number):
+    if isinstance(epoch, numbers.Real):
         return float(start + (end - start) * min(1.0, float(epoch) / epochs))
     import jax.numpy as jnp
 
