@@ -76,14 +76,24 @@ def run_config_document(plan: dict, run: dict, provenance: dict, trial: dict | N
     if run.get("search"):
         search = run["search"]
         document["search"] = {key: search[key] for key in ("name", "method", "proposals", "trial", "metric",
-                                                             "values", "rungs")} | (trial or {})
+                                                             "values", "rungs")} | (
+            {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
+        ) | (trial or {})
     return document
 
 
-def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dict, config_mod.Experiment]:
-    """The plan (validated config), the run id document, and the typed experiment they describe."""
-    plan = disk.read_json(validated)
-    return plan, disk.read_json(run_json), config_mod.Experiment.from_effective(plan["effective"])
+def _planned_run(validated: str | Path, run_json: str | Path, run_dir: str | Path
+                 ) -> tuple[dict, dict, config_mod.Experiment]:
+    """The plan (validated config), the run id document, and the typed experiment they describe (for a TPE trial
+    with the values asked for it, ssvae.pipeline.tpe)."""
+    from ssvae.pipeline import tpe
+
+    try:
+        plan, run = tpe.with_asked_values(disk.read_json(validated), disk.read_json(run_json), Path(run_dir).parent)
+    except tpe.NotAsked as exc:
+        raise TrialFailed(str(exc)) from None
+    assert run is not None
+    return plan, run, config_mod.Experiment.from_effective(plan["effective"])
 
 
 def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
@@ -100,7 +110,7 @@ def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log
     from ssvae.data import datasets
     from ssvae.training import fit as train_mod
 
-    plan, run, experiment = _planned_run(validated, run_json)
+    plan, run, experiment = _planned_run(validated, run_json, run_dir)
     run_dir = Path(run_dir)
     log(job_description())
     require_devices(experiment)
@@ -131,7 +141,7 @@ def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | Non
     search = run.get("search")
     if not search:
         return None, None
-    if search["method"] != "halving":
+    if search["method"] == "random":
         return None, {"rung": 0, "continued_from": None}
     records = []
     for rung in range(len(search["rungs"])):
@@ -179,7 +189,7 @@ def train_rung(validated: str | Path, run_json: str | Path, run_dir: str | Path,
         from ssvae.data import datasets
         from ssvae.training import fit as train_mod
 
-        _, run, experiment = _planned_run(validated, run_json)
+        _, run, experiment = _planned_run(validated, run_json, run_dir)
         log(job_description())
         require_devices(experiment)
         epochs = trial["rungs"][rung]
@@ -235,8 +245,9 @@ def evaluate(validated: str | Path, run_dir: str | Path, log: Callable[[str], No
     from ssvae.data import datasets
     from ssvae.evaluation import evaluate as evaluate_mod
     from ssvae.model import inference
+    from ssvae.pipeline import tpe
 
-    plan = disk.read_json(validated)
+    plan, _ = tpe.with_asked_values(disk.read_json(validated), None, Path(run_dir).parent)
     experiment = config_mod.Experiment.from_effective(plan["effective"])
     start = time.perf_counter()
     splits = datasets.load_splits(experiment.data)
@@ -298,7 +309,7 @@ def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     """Draw the figures and write REPORT.md, summary.json and the current config.yaml."""
     from ssvae.results import report as report_mod
 
-    plan, run, experiment = _planned_run(validated, run_json)
+    plan, run, experiment = _planned_run(validated, run_json, run_dir)
     run_dir = Path(run_dir)
     train_doc = disk.read_json(run_dir / "train.json")
     metadata = run_metadata(plan, run, train_doc)
@@ -321,6 +332,10 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
     for plan in validation.load_plans(config_path):
         if not plan.ok:
             raise config_mod.ConfigErrors(plan.errors)
+        if plan.search and plan.search.get("digest"):
+            raise config_mod.ConfigErrors([config_mod.ConfigError(
+                str(config_path), "search", plan.search["method"], "a TPE search asks its trials from the "
+                "workflow's local rule `ask`; run it with snakemake")])
         plan_dir = results / PLAN_DIR / plan.key
         validated = plan_dir / "validated.json"
         run_json = plan_dir / "run.json"
