@@ -99,3 +99,66 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
                            check=True).stdout
     assert f"winner: trial {winner}" in shown and "epochs trained: 5 of 9" in shown
+
+
+def tpe_config(trials: int) -> str:
+    """A TPE search asked in batches of two (the first batch is TPE's random start, the second is told it)."""
+    return tiny_config("ts", model={"max_epochs": 1, "patience": 10}, search={
+        "method": "tpe", "trials": trials, "batch": 2, "seed": 0, "metric": "val_accuracy",
+        "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"integer": [2, 4]}}})
+
+
+def batch_files(workspace) -> dict[str, tuple[bytes, int]]:
+    """Every TPE batch file of search ts: name -> (bytes, mtime)."""
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted((workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch*.json"))}
+
+
+def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_new_trials(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4)})
+    first = snakemake(workspace)
+    assert first.ran("ask") == 2 and first.ran("train_rung") == 4 and first.ran("train") == 4
+    batches = batch_files(workspace)
+    assert sorted(batches) == ["batch0.json", "batch1.json"]
+    asked = {entry["trial"]: entry for name in batches for entry in json.loads(batches[name][0])["trials"]}
+    second_batch = json.loads(batches["batch1.json"][0])
+    folders = run_folders(workspace)
+    assert len(folders) == 4
+    values = {}
+    for folder in folders:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        trial = config["search"]["trial"]
+        assert config["search"]["method"] == "tpe" and config["search"]["batch"] == trial // 2
+        # the values asked for the trial are the ones it trained with, and its config.yaml records them
+        assert config["search"]["values"] == asked[trial]["values"]
+        assert config["model"]["learning_rate"] == asked[trial]["values"]["model.learning_rate"]
+        assert config["model"]["latent_dim"] == asked[trial]["values"]["model.latent_dim"]
+        assert epochs_trained(folder) == 1
+        values[trial] = json.loads((folder / "rungs" / "0.json").read_text())["value"]
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["metadata"]["search"]["values"] == asked[trial]["values"]
+    # the second batch was told the first batch's trials, with their values
+    assert second_batch["told"] == [{"trial": 0, "value": values[0]}, {"trial": 1, "value": values[1]}]
+
+    assert snakemake(workspace).nothing_to_do
+
+    trained = {folder.name: (folder / "train.json").read_bytes() for folder in folders}
+    (workspace / "configs" / "ts.yaml").write_text(tpe_config(6))
+    grown = snakemake(workspace)
+    # the new batch alone is asked, the new trials alone train; the batches asked before stay as they were
+    assert grown.ran("ask") == 1 and grown.ran("train_rung") == 2 and grown.ran("train") == 2, grown.jobs
+    now = batch_files(workspace)
+    assert sorted(now) == ["batch0.json", "batch1.json", "batch2.json"]
+    assert {name: now[name] for name in batches} == batches
+    assert [entry["trial"] for entry in json.loads(now["batch2.json"][0])["told"]] == [0, 1, 2, 3]
+    assert {folder.name: (folder / "train.json").read_bytes() for folder in folders} == trained
+    assert len(run_folders(workspace)) == 6
+    assert snakemake(workspace).nothing_to_do
+
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    block = comparison[comparison.index("## Search ts"):]
+    assert "6 trial(s), tpe search" in block and "Winner: trial" in block
+    assert "Epochs trained: 6 against 6" in block
+    shown = subprocess.run([SSVAE, "runs", "--search", "ts"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    assert "winner: trial" in shown and "epochs trained: 6 of 6" in shown
