@@ -162,3 +162,32 @@ def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_ne
     shown = subprocess.run([SSVAE, "runs", "--search", "ts"], cwd=workspace, capture_output=True, text=True,
                            check=True).stdout
     assert "winner: trial" in shown and "epochs trained: 6 of 6" in shown
+
+
+def test_halving_over_tpe_proposals_asks_from_rung_zero_and_reruns_nothing(tmp_path):
+    config_text = tiny_config("hs", model={"max_epochs": 3, "patience": 10}, search={
+        "method": "halving", "proposals": "tpe", "trials": 3, "batch": 2, "seed": 0, "metric": "val_accuracy",
+        "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"integer": [2, 4]}},
+        "halving": {"min_epochs": 1, "eta": 3}})
+    workspace = make_workspace(tmp_path / "ws", {"hs.yaml": config_text})
+    first = snakemake(workspace, config=NO_COMPARE)
+    assert first.ran("ask") == 2 and first.ran("promote") == 1 and first.ran("train_rung") == 6
+    [batch0, batch1] = [json.loads(p.read_text()) for p in
+                        sorted((workspace / "results" / ".search" / "hs" / "tpe").glob("*/batch*.json"))]
+    asked = {entry["trial"]: entry["values"] for entry in batch0["trials"] + batch1["trials"]}
+    decided = promotion(workspace, 0)
+    winner = decided["promoted"][0]
+    for folder in run_folders(workspace):
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        trial = config["search"]["trial"]
+        assert config["search"]["values"] == asked[trial] and config["search"]["proposals"] == "tpe"
+        assert config["model"]["learning_rate"] == asked[trial]["model.learning_rate"]
+        assert config["search"]["rung"] == (1 if trial == winner else 0)
+        if trial == winner:
+            assert config["search"]["continued_from"]["epoch"] == 1
+        assert epochs_trained(folder) == (3 if trial == winner else 1)
+    # batch 1 (trial 2, and trial 3 for a search grown later) was told the rung-0 values of trials 0 and 1
+    rung0 = {row["trial"]: row["value"] for row in decided["trials"]}
+    assert batch1["told"] == [{"trial": 0, "value": rung0[0]}, {"trial": 1, "value": rung0[1]}]
+    assert [entry["trial"] for entry in batch1["trials"]] == [2, 3]
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
