@@ -157,7 +157,8 @@ def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_ne
 
     comparison = (workspace / "results" / "COMPARISON.md").read_text()
     block = comparison[comparison.index("## Search ts"):]
-    assert "6 trial(s), tpe search" in block and "Winner: trial" in block
+    assert "6 trial(s), tpe search, asked in batches of 2; chosen by val_accuracy" in block
+    assert "Winner: trial" in block
     assert "Epochs trained: 6 against 6" in block
     shown = subprocess.run([SSVAE, "runs", "--search", "ts"], cwd=workspace, capture_output=True, text=True,
                            check=True).stdout

@@ -3,7 +3,10 @@
 A search is an adaptive sweep: `trials` runs whose values of the keys in `space` are drawn, trial by trial, from
 one seeded stream each (`numpy.random.default_rng([seed, trial])`), so trial t has the same values however many
 trials the search asks for: adding trials adds runs and leaves the others alone. With `method: halving` the
-trials train in rungs (ssvae.results.halving) and only the best 1/eta of each rung train on.
+trials train in rungs (ssvae.results.halving) and only the best 1/eta of each rung train on. With TPE proposals
+(`method: tpe`, or halving with `proposals: tpe`) the values are asked later, batch by batch
+(ssvae.pipeline.tpe): a trial is planned at the configured values, its identity from the search's digest and its
+number, so the space may hold only data and model keys that leave the architecture code alone.
 
 Each trial is a run named `<name>-t<trial>` (three digits at least, so names stay put as a search grows).
 """

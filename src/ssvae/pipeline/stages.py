@@ -299,7 +299,8 @@ def search_metadata(run: dict, train_doc: dict) -> dict | None:
     trial = train_doc.get("search") or {}
     final = train_doc.get("final") or {}
     keys = ("name", "trial", "trials", "method", "proposals", "metric", "column", "mode", "rungs", "eta", "values")
-    return {key: search.get(key) for key in keys} | {
+    asked = {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
+    return {key: search.get(key) for key in keys} | asked | {
         "rung": trial.get("rung", 0), "epochs_trained": trial.get("epochs_trained", train_doc.get("epochs_completed")),
         "value": final.get(search["column"]), "continued_from": trial.get("continued_from")}
 
