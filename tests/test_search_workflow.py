@@ -192,3 +192,42 @@ def test_halving_over_tpe_proposals_asks_from_rung_zero_and_reruns_nothing(tmp_p
     assert batch1["told"] == [{"trial": 0, "value": rung0[0]}, {"trial": 1, "value": rung0[1]}]
     assert [entry["trial"] for entry in batch1["trials"]] == [2, 3]
     assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+
+
+def test_a_killed_tpe_search_continues_with_the_batches_it_asked(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4).replace("max_epochs: 1", "max_epochs: 2")})
+    proc = subprocess.Popen(snakemake_cmd(workspace, config=NO_COMPARE), cwd=workspace, env=snakemake_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and "batch1.json" not in batch_files(workspace):
+        time.sleep(0.2)
+    assert "batch1.json" in batch_files(workspace), "the second batch was never asked"
+    # kill -9 of Snakemake and every job it started, while the second batch trains
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    asked = {name: content for name, (content, _) in batch_files(workspace).items()}
+
+    snakemake(workspace, "--unlock")
+    resumed = snakemake(workspace, config=NO_COMPARE)
+    assert resumed.ran("ask") == 0 and resumed.ran("train_rung") <= 2
+    assert {name: content for name, (content, _) in batch_files(workspace).items()} == asked
+    values = {entry["trial"]: entry["values"] for content in asked.values() for entry in json.loads(content)["trials"]}
+    folders = run_folders(workspace)
+    assert len(folders) == 4
+    for folder in folders:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["search"]["values"] == values[config["search"]["trial"]]
+        assert 2 <= epochs_trained(folder) <= 3  # at most the epoch the kill cut short ran again
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+
+    # a batch file lost is written again from the asked batches, never asked again; its trials' jobs run again
+    # (Snakemake reruns what follows a missing file) and find their training done: no epoch trains twice
+    epochs = {folder.name: epochs_trained(folder) for folder in folders}
+    second = next((workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch1.json"))
+    second.unlink()
+    again = snakemake(workspace, config=NO_COMPARE)
+    assert again.ran("ask") == 1 and again.ran("train_rung") == 2, again.jobs
+    assert second.read_bytes() == asked["batch1.json"]
+    assert "batch 1 was asked before" in (second.parent / "logs" / "ask1.log").read_text()
+    assert {folder.name: epochs_trained(folder) for folder in folders} == epochs
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
