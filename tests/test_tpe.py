@@ -225,3 +225,10 @@ def test_a_trial_trains_with_the_values_asked_for_it(write_config, tmp_path):
     assert math.isclose(experiment.model.learning_rate, asked["values"]["model.learning_rate"])
     # the plan files on disk are left as planned (a finished run never looks stale for it)
     assert json.loads((results / ".plan" / "ts.t001" / "validated.json").read_text()) == plan
+
+
+def test_a_batch_is_not_asked_without_every_trial_before_it(write_config, tmp_path):
+    source = write_config(TPE_CONFIG, name="ts.yaml")
+    ask_from_files(source, tmp_path, 0, {})
+    with pytest.raises(tpe.AskFailed, match=r"trial\(s\) \[1\] cannot run"):
+        ask_from_files(source, tmp_path, 1, {0: 3.0})

@@ -114,12 +114,8 @@ def told_trials(wildcards):
             f"no planned trial of search {wildcards.search} has the digest {wildcards.digest}"
         )
     size = next(iter(trials.values()))["search"]["batch"]
-    told = range(batch * size)
-    missing = [t for t in told if t not in trials]
-    if missing:
-        raise WorkflowError(
-            f"batch {batch} of search {wildcards.search} is told trials {missing}, which are not planned"
-        )
+    # a trial before the batch that cannot run fails this ask job alone (ssvae.pipeline.tpe.ask_job says which)
+    told = [t for t in range(batch * size) if t in trials]
     return {
         "batches": [
             ancient(

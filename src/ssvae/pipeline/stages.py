@@ -134,8 +134,9 @@ class TrialFailed(RuntimeError):
 
 def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | None]:
     """(epochs the train job trains to, what config.yaml says of the trial) for a halving trial: the epochs of the
-    last rung it trained at (its rung jobs did the training; this finishes it). (None, None) for other runs;
-    (None, trial) for a trial of a plain random search, which trains to max_epochs."""
+    last rung it trained at (its rung jobs did the training; this finishes it); for a `method: tpe` trial, its one
+    rung's. (None, None) for other runs; (None, trial) for a trial of a plain random search, which trains to
+    max_epochs."""
     from ssvae.results import halving
 
     search = run.get("search")
@@ -156,6 +157,8 @@ def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | Non
         raise TrialFailed(f"trial {search['trial']} of search {search['name']} has trained at no rung yet "
                           f"({Path(run_dir) / 'rungs'} holds no trained rung); run snakemake, which trains the rungs")
     last = trained[-1]
+    if search["method"] != "halving":  # a `method: tpe` trial: one rung of max_epochs
+        return last["epochs"], {"rung": 0, "continued_from": None}
     continued = last["continued_from_epoch"]
     return last["epochs"], {"rung": last["rung"], "promoted_to_top": last["rung"] == len(search["rungs"]) - 1,
                             "continued_from": None if not continued else

@@ -192,7 +192,9 @@ def ask_job(results: str | Path, source: str | Path, name: str, digest: str, bat
             told = _told(batch_files, records)
             expected = list(range(batch * search["batch"]))
             if [t for t, _, _ in told] != expected:
-                raise AskFailed(f"batch {batch} is told the trials {[t for t, _, _ in told]}, not {expected}")
+                missing = sorted(set(expected) - {t for t, _, _ in told})
+                raise AskFailed(f"batch {batch} must be told every trial before it, and trial(s) {missing} cannot "
+                                "run (see their plans' errors)")
             sections = {}
 
             def accept(trial: int, values: dict) -> str | None:
