@@ -29,6 +29,7 @@ localrules:
     derive_arch_code,
     invalid_config,
     promote,
+    ask,
     compare,
     naming_legend,
 

@@ -72,10 +72,18 @@ def test_trial_values_follow_each_distribution():
 
 
 @pytest.mark.parametrize("section, key, words", [
-    ("{method: tpe, trials: 4, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
-     "search.method", "not supported yet"),
-    ("{method: halving, proposals: tpe, trials: 4, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
-     "search.proposals", "not supported yet"),
+    ("{method: tpe, trials: 4, space: {model.prior_type: {choice: [standard, mixture]}}}",
+     "search.space.model.prior_type", "one search per architecture"),
+    ("{method: halving, proposals: tpe, trials: 4, space: {model.use_tau_classifier: {choice: [true, false]}}}",
+     "search.space.model.use_tau_classifier", "use proposals: random"),
+    ("{method: tpe, trials: 4, space: {evaluation.num_plot_samples: {integer: [100, 200]}}}",
+     "search.space.evaluation.num_plot_samples", "data and model keys"),
+    ("{method: tpe, trials: 4, batch: 0, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
+     "search.batch", "an integer from 1 to 1,000"),
+    ("{trials: 4, batch: 4, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
+     "search.batch", "with method 'random' leave it out"),
+    ("{method: halving, trials: 4, batch: 4, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
+     "search.batch", "with random proposals leave it out"),
     ("{method: grid, trials: 4, space: {model.learning_rate: {uniform: [0.001, 0.01]}}}",
      "search.method", "allowed: random, tpe, halving"),
     ("{trials: 4, space: {model.learning_rate: {log_uniform: [0, 0.01]}}}",

@@ -99,3 +99,135 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
                            check=True).stdout
     assert f"winner: trial {winner}" in shown and "epochs trained: 5 of 9" in shown
+
+
+def tpe_config(trials: int) -> str:
+    """A TPE search asked in batches of two (the first batch is TPE's random start, the second is told it)."""
+    return tiny_config("ts", model={"max_epochs": 1, "patience": 10}, search={
+        "method": "tpe", "trials": trials, "batch": 2, "seed": 0, "metric": "val_accuracy",
+        "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"integer": [2, 4]}}})
+
+
+def batch_files(workspace) -> dict[str, tuple[bytes, int]]:
+    """Every TPE batch file of search ts: name -> (bytes, mtime)."""
+    return {path.name: (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted((workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch*.json"))}
+
+
+def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_new_trials(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4)})
+    first = snakemake(workspace)
+    assert first.ran("ask") == 2 and first.ran("train_rung") == 4 and first.ran("train") == 4
+    batches = batch_files(workspace)
+    assert sorted(batches) == ["batch0.json", "batch1.json"]
+    asked = {entry["trial"]: entry for name in batches for entry in json.loads(batches[name][0])["trials"]}
+    second_batch = json.loads(batches["batch1.json"][0])
+    folders = run_folders(workspace)
+    assert len(folders) == 4
+    values = {}
+    for folder in folders:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        trial = config["search"]["trial"]
+        assert config["search"]["method"] == "tpe" and config["search"]["batch"] == trial // 2
+        # the values asked for the trial are the ones it trained with, and its config.yaml records them
+        assert config["search"]["values"] == asked[trial]["values"]
+        assert config["model"]["learning_rate"] == asked[trial]["values"]["model.learning_rate"]
+        assert config["model"]["latent_dim"] == asked[trial]["values"]["model.latent_dim"]
+        assert epochs_trained(folder) == 1
+        values[trial] = json.loads((folder / "rungs" / "0.json").read_text())["value"]
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["metadata"]["search"]["values"] == asked[trial]["values"]
+    # the second batch was told the first batch's trials, with their values
+    assert second_batch["told"] == [{"trial": 0, "value": values[0]}, {"trial": 1, "value": values[1]}]
+
+    assert snakemake(workspace).nothing_to_do
+
+    trained = {folder.name: (folder / "train.json").read_bytes() for folder in folders}
+    (workspace / "configs" / "ts.yaml").write_text(tpe_config(6))
+    grown = snakemake(workspace)
+    # the new batch alone is asked, the new trials alone train; the batches asked before stay as they were
+    assert grown.ran("ask") == 1 and grown.ran("train_rung") == 2 and grown.ran("train") == 2, grown.jobs
+    now = batch_files(workspace)
+    assert sorted(now) == ["batch0.json", "batch1.json", "batch2.json"]
+    assert {name: now[name] for name in batches} == batches
+    assert [entry["trial"] for entry in json.loads(now["batch2.json"][0])["told"]] == [0, 1, 2, 3]
+    assert {folder.name: (folder / "train.json").read_bytes() for folder in folders} == trained
+    assert len(run_folders(workspace)) == 6
+    assert snakemake(workspace).nothing_to_do
+
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    block = comparison[comparison.index("## Search ts"):]
+    assert "6 trial(s), tpe search, asked in batches of 2; chosen by val_accuracy" in block
+    assert "Winner: trial" in block
+    assert "Epochs trained: 6 against 6" in block
+    shown = subprocess.run([SSVAE, "runs", "--search", "ts"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    assert "winner: trial" in shown and "epochs trained: 6 of 6" in shown
+
+
+def test_halving_over_tpe_proposals_asks_from_rung_zero_and_reruns_nothing(tmp_path):
+    config_text = tiny_config("hs", model={"max_epochs": 3, "patience": 10}, search={
+        "method": "halving", "proposals": "tpe", "trials": 3, "batch": 2, "seed": 0, "metric": "val_accuracy",
+        "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"integer": [2, 4]}},
+        "halving": {"min_epochs": 1, "eta": 3}})
+    workspace = make_workspace(tmp_path / "ws", {"hs.yaml": config_text})
+    first = snakemake(workspace, config=NO_COMPARE)
+    assert first.ran("ask") == 2 and first.ran("promote") == 1 and first.ran("train_rung") == 6
+    [batch0, batch1] = [json.loads(p.read_text()) for p in
+                        sorted((workspace / "results" / ".search" / "hs" / "tpe").glob("*/batch*.json"))]
+    asked = {entry["trial"]: entry["values"] for entry in batch0["trials"] + batch1["trials"]}
+    decided = promotion(workspace, 0)
+    winner = decided["promoted"][0]
+    for folder in run_folders(workspace):
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        trial = config["search"]["trial"]
+        assert config["search"]["values"] == asked[trial] and config["search"]["proposals"] == "tpe"
+        assert config["model"]["learning_rate"] == asked[trial]["model.learning_rate"]
+        assert config["search"]["rung"] == (1 if trial == winner else 0)
+        if trial == winner:
+            assert config["search"]["continued_from"]["epoch"] == 1
+        assert epochs_trained(folder) == (3 if trial == winner else 1)
+    # batch 1 (trial 2, and trial 3 for a search grown later) was told the rung-0 values of trials 0 and 1
+    rung0 = {row["trial"]: row["value"] for row in decided["trials"]}
+    assert batch1["told"] == [{"trial": 0, "value": rung0[0]}, {"trial": 1, "value": rung0[1]}]
+    assert [entry["trial"] for entry in batch1["trials"]] == [2, 3]
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+
+
+def test_a_killed_tpe_search_continues_with_the_batches_it_asked(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4).replace("max_epochs: 1", "max_epochs: 2")})
+    proc = subprocess.Popen(snakemake_cmd(workspace, config=NO_COMPARE), cwd=workspace, env=snakemake_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and "batch1.json" not in batch_files(workspace):
+        time.sleep(0.2)
+    assert "batch1.json" in batch_files(workspace), "the second batch was never asked"
+    # kill -9 of Snakemake and every job it started, while the second batch trains
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    asked = {name: content for name, (content, _) in batch_files(workspace).items()}
+
+    snakemake(workspace, "--unlock")
+    resumed = snakemake(workspace, config=NO_COMPARE)
+    assert resumed.ran("ask") == 0 and resumed.ran("train_rung") <= 2
+    assert {name: content for name, (content, _) in batch_files(workspace).items()} == asked
+    values = {entry["trial"]: entry["values"] for content in asked.values() for entry in json.loads(content)["trials"]}
+    folders = run_folders(workspace)
+    assert len(folders) == 4
+    for folder in folders:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["search"]["values"] == values[config["search"]["trial"]]
+        assert 2 <= epochs_trained(folder) <= 3  # at most the epoch the kill cut short ran again
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+
+    # a batch file lost is written again from the asked batches, never asked again; its trials' jobs run again
+    # (Snakemake reruns what follows a missing file) and find their training done: no epoch trains twice
+    epochs = {folder.name: epochs_trained(folder) for folder in folders}
+    second = next((workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch1.json"))
+    second.unlink()
+    again = snakemake(workspace, config=NO_COMPARE)
+    assert again.ran("ask") == 1 and again.ran("train_rung") == 2, again.jobs
+    assert second.read_bytes() == asked["batch1.json"]
+    assert "batch 1 was asked before" in (second.parent / "logs" / "ask1.log").read_text()
+    assert {folder.name: epochs_trained(folder) for folder in folders} == epochs
+    assert snakemake(workspace, config=NO_COMPARE).nothing_to_do

@@ -53,6 +53,12 @@ def is_cut(raw: str) -> bool:
         return False
 
 
+# The model keys the architecture code is made of (prior_code, classifier_code, decoder_code read these only).
+ARCH_KEYS = ("prior_type", "num_components", "latent_layout", "use_gumbel_softmax", "dirichlet_alpha",
+             "vamp_pseudo_init_method", "geometric_arrangement", "use_tau_classifier", "decoder_conditioning",
+             "use_component_aware_decoder", "use_heteroscedastic_decoder")
+
+
 def _get(model: Any, key: str):
     return model[key] if isinstance(model, Mapping) else getattr(model, key)
 

@@ -173,6 +173,9 @@ def run_targets(wildcards):
     for key, run in planned_runs().items():
         if run["ok"]:
             targets += expand(RUN_OUTPUTS, run_id=run["run_id"])
+            if run.get("search", {}).get("digest"):
+                # a TPE trial's stages read its batch file: a lost one is written again (never asked again)
+                targets.append(batch_file(run["search"]))
         else:
             targets.append(plan_file(key, "invalid"))
     return targets
@@ -203,7 +206,10 @@ def comparison_target(wildcards):
 
 def plan_of_run(wildcards):
     """The plan key whose derive_arch_code output names this run folder."""
-    run_id = f"{wildcards.name}__{wildcards.arch}__{wildcards.ts}"
+    return plan_of_run_id(f"{wildcards.name}__{wildcards.arch}__{wildcards.ts}")
+
+
+def plan_of_run_id(run_id):
     key = _run_documents()["by_run"].get(run_id)
     if key is None:
         raise WorkflowError(
@@ -239,7 +245,11 @@ def figures_category(wildcards):
     for a sweep point, else its name: never a file name as written, which may hold markup.
     """
     plan = effective_of_run(wildcards)
-    return plan["key"].partition(".")[0] if plan.get("point") else wildcards.name
+    return (
+        plan["key"].partition(".")[0]
+        if plan.get("point") or plan.get("search")
+        else wildcards.name
+    )
 
 
 @contextlib.contextmanager

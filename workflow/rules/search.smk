@@ -4,12 +4,19 @@
 # trial at the rung and chooses the best 1/eta. Every job is known when planning ends: no checkpoint between
 # the rungs.
 #
+# TPE proposals (ssvae.pipeline.tpe): one ask job per search and batch, on the submitting machine, asks the
+# batch's trials of Optuna's TPE sampler, told the rung-0 records of every trial of the batches before it; rung 0
+# of a trial takes its batch file. A `method: tpe` trial trains in one rung of max_epochs, so that a diverged
+# trial is a result TPE is told of (failed), not a failed job that would hold up every later batch.
+#
 # A rung job takes the promotion below it as ancient(): when trials are added, the promotion is decided again
 # (decisions made before are kept, ssvae.results.halving) and only the new trials' rungs run.
 
 
 wildcard_constraints:
     rung=r"\d+",
+    batch=r"\d+",
+    digest=r"[0-9a-f]{16}",
     search=ssvae_naming.NAME_PATTERN,
 
 
@@ -55,3 +62,20 @@ rule promote:
         settings=promotion_settings,
     run:
         promote_trials(wildcards, input, output[0], params.settings, log[0])
+
+
+rule ask:
+    input:
+        unpack(told_trials),
+    output:
+        "results/.search/{search}/tpe/{digest}/batch{batch}.json",
+    log:
+        "results/.search/{search}/tpe/{digest}/logs/ask{batch}.log",
+    benchmark:
+        "results/.search/{search}/tpe/{digest}/benchmarks/ask{batch}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    run:
+        ask_trials(wildcards, input, output[0], log[0])

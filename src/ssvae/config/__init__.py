@@ -18,7 +18,16 @@ added by `ssvae.pipeline.validation`.
 
 from ssvae.config.legacy import LEGACY_DATASET_VARIANTS, UNSUPPORTED_UNLESS_OFF, normalise_legacy
 from ssvae.config.loading import MAX_ALIAS_NODES, MAX_CONFIG_BYTES, MAX_DEPTH, Loaded, read_config, read_yaml
-from ssvae.config.plans import Plan, load_experiment, load_plan, load_plans, plan_keys, resolve, run_identity
+from ssvae.config.plans import (
+    Plan,
+    load_experiment,
+    load_plan,
+    load_plans,
+    plan_keys,
+    resolve,
+    run_identity,
+    tpe_planner,
+)
 from ssvae.config.rules import RULES, Findings, semantic_errors
 from ssvae.config.schema import StrictValidator, _schema_text, defaults, fill, schema, schema_errors  # noqa: F401
 from ssvae.config.sweeps import (
@@ -54,5 +63,5 @@ __all__ = [
     "EvaluationConfig", "Experiment", "ExperimentInfo", "Findings", "ModelConfig", "Plan", "ReportConfig",
     "defaults", "fill", "load_experiment", "load_plan", "load_plans", "normalise_legacy", "plan_key",
     "plan_keys", "point_label", "read_yaml", "resolve", "run_identity", "schema", "schema_errors",
-    "semantic_errors", "sweep_points",
+    "semantic_errors", "sweep_points", "tpe_planner",
 ]

@@ -67,7 +67,11 @@ class Plan:
 
     @property
     def identity(self) -> str | None:
-        return run_identity(self.effective) if self.effective else None
+        if not self.effective:
+            return None
+        if self.search and self.search.get("digest"):  # a TPE trial: its search and number (values asked later)
+            return search_mod.tpe_trial_identity(self.search["digest"], self.search["trial"])
+        return run_identity(self.effective)
 
     def experiment(self) -> Experiment:
         if not self.ok:
@@ -165,6 +169,8 @@ def _sweep_stage(source: Path, loaded: Loaded) -> tuple[list[dict] | None, list[
         search, errors = _search_stage(source, loaded)
         if errors:
             return None, errors
+        if search_mod.uses_tpe(search):  # asked later (ssvae.pipeline.tpe): planned at the configured values
+            return [{} for _ in range(search["trials"])], []
         return [search_mod.trial_values(search, t) for t in range(search["trials"])], []
     sweep = loaded.raw.get("sweep")
     if sweep is None:
@@ -263,10 +269,37 @@ def _plan_one(source: Path, loaded: Loaded, point: dict, base_warnings: list[str
     if search is not None:
         errors += search_mod.horizon_errors(search, effective, file)
         trial = {**search, "name": naming.sanitize_name(base), "trial": int(label[1:]), "values": point}
+        if search_mod.uses_tpe(search):
+            trial["values"] = None
+            trial["batch_index"] = search_mod.batch_of(search, trial["trial"])
     if errors:
         return Plan(file, key, point, None, _located(errors, loaded.lines, point), warnings, search=trial)
     effective["experiment"]["name"] = naming.sanitize_name(effective["experiment"]["name"])
+    if trial is not None and search_mod.uses_tpe(trial):
+        trial["digest"] = search_mod.tpe_digest(run_identity(effective), trial)
     return Plan(file, key, point, effective, [], warnings, group=naming.sanitize_name(group), search=trial)
+
+
+def _tpe_range_errors(source: Path, loaded: Loaded, rules: Sequence[Rule], search: dict) -> list[ConfigError]:
+    """TPE may ask any value of the space, after planning: each end of a range and each choice must be a value
+    the model accepts with the rest of the config as written (a drawn random value fails its trial alone; an
+    asked one would fail a trial whose folder is planned already)."""
+    label = search_mod.trial_label(0)
+    if not _plan_one(source, loaded, {}, [], rules, label).ok:
+        return []  # the trials' plans fail with the config's own errors
+    errors = []
+    for key, spec in search["space"].items():
+        (kind, values), = spec.items()
+        for value in values:
+            plan = _plan_one(source, loaded, {key: value}, [], rules, label)
+            if not plan.ok:
+                first = plan.errors[0]
+                errors.append(ConfigError(
+                    str(source), f"search.space.{key}.{kind}", value,
+                    f"TPE may ask any value of the space, and the model rejects this one ({first.key}: "
+                    f"{first.message}); narrow the range or drop the choice", allowed=first.allowed))
+                break
+    return _located(errors, loaded.lines)
 
 
 def _run_name(raw: dict, point: dict, source: Path, label: str | None = None) -> str | None:
@@ -304,6 +337,8 @@ def _plans(source: Path, wanted: str | None = None, rules: Sequence[Rule] = RULE
     keys = [plan_key(source, point, label) for point, label in zip(points, labels)]
     names = [_run_name(loaded.raw, point, source, label) for point, label in zip(points, labels)]
     key_counts, name_counts = Counter(keys), Counter(n for n in names if n is not None)
+    range_errors = (_tpe_range_errors(source, loaded, rules, search)
+                    if search is not None and search_mod.uses_tpe(search) else [])
     plans = []
     for point, label, key, name in zip(points, labels, keys, names):
         if wanted is not None and key != wanted:
@@ -311,11 +346,33 @@ def _plans(source: Path, wanted: str | None = None, rules: Sequence[Rule] = RULE
         plan = _plan_one(source, loaded, point, [], rules, label, search)
         shared = ([ConfigError(file, "sweep", name, _SHARED_NAME)] if name_counts[name] > 1 else []) + (
             [ConfigError(file, "sweep", key, _SHARED_KEY)] if key_counts[key] > 1 else [])
-        if shared:
-            plan.errors += _located(shared, loaded.lines)
+        if shared or range_errors:
+            plan.errors += _located(shared, loaded.lines) + range_errors
             plan.effective = None
         plans.append(plan)
     return plans
+
+
+def tpe_planner(path: str | Path, rules: Sequence[Rule] = RULES):
+    """(the search's settings and digest, or None with the errors; plan(trial, values) -> Plan) for the TPE search
+    of a config file as it reads now: how the local rule that asks a batch checks the values it asks."""
+    source = Path(path)
+    loaded = read_config(source)
+    errors = list(loaded.errors)
+    search = None
+    if not errors:
+        search, errors = _search_stage(source, loaded)
+    if search is None or not search_mod.uses_tpe(search):
+        return None, errors or [ConfigError(str(source), "search", None, "asks no TPE search")], None
+    base = _plan_one(source, loaded, {}, [], rules, search_mod.trial_label(0), search)
+    if not base.ok:
+        return None, base.errors, None
+    settings = {**search, "name": base.search["name"], "digest": base.search["digest"], "arch": base.arch}
+
+    def plan(trial: int, values: dict) -> Plan:
+        return _plan_one(source, loaded, values, [], rules, search_mod.trial_label(trial))
+
+    return settings, [], plan
 
 
 def load_plans(path: str | Path, rules: Sequence[Rule] = RULES) -> list[Plan]:

@@ -3,7 +3,10 @@
 A search is an adaptive sweep: `trials` runs whose values of the keys in `space` are drawn, trial by trial, from
 one seeded stream each (`numpy.random.default_rng([seed, trial])`), so trial t has the same values however many
 trials the search asks for: adding trials adds runs and leaves the others alone. With `method: halving` the
-trials train in rungs (ssvae.results.halving) and only the best 1/eta of each rung train on.
+trials train in rungs (ssvae.results.halving) and only the best 1/eta of each rung train on. With TPE proposals
+(`method: tpe`, or halving with `proposals: tpe`) the values are asked later, batch by batch
+(ssvae.pipeline.tpe): a trial is planned at the configured values, its identity from the search's digest and its
+number, so the space may hold only data and model keys that leave the architecture code alone.
 
 Each trial is a run named `<name>-t<trial>` (three digits at least, so names stay put as a search grows).
 """
@@ -11,6 +14,8 @@ Each trial is a run named `<name>-t<trial>` (three digits at least, so names sta
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
 from typing import TypeGuard
 
@@ -22,10 +27,17 @@ PROPOSALS = ("random", "tpe")
 METRICS = {"val_accuracy": ("val_accuracy", "max"), "val_objective": ("val_objective", "min")}
 DISTRIBUTIONS = ("log_uniform", "uniform", "integer", "choice")
 MAX_TRIALS = 100_000
-KEYS = ("method", "proposals", "trials", "seed", "metric", "space", "halving")
+KEYS = ("method", "proposals", "trials", "seed", "metric", "space", "halving", "batch")
 HALVING_KEYS = ("min_epochs", "eta")
 DEFAULTS = {"method": "random", "proposals": "random", "seed": 0, "metric": "val_accuracy"}
 DEFAULT_HALVING = {"min_epochs": 1, "eta": 3}
+# TPE asks its trials in batches of this many (each batch told every trial of the batches before it); the first
+# batch is Optuna's random start.
+DEFAULT_BATCH = 8
+MAX_BATCH = 1000
+# With TPE proposals the sections whose keys a space may draw: what is trained (the values are asked after the
+# run folders are planned, and evaluation, report and experiment keys are read from the plan).
+TPE_SECTIONS = ("data", "model")
 # Keys a search cannot draw: who the run is, and (with halving) the horizon every rung is a part of.
 FIXED_KEYS = ("experiment.name", "model.max_epochs")
 
@@ -43,6 +55,11 @@ def trial_label(trial: int) -> str:
     return f"t{trial:03d}"
 
 
+def uses_tpe(search: dict) -> bool:
+    """Whether a search's trials are asked of TPE (`method: tpe`, or halving with `proposals: tpe`)."""
+    return search.get("method") == "tpe" or (search.get("method") == "halving" and search.get("proposals") == "tpe")
+
+
 def settings(raw: dict) -> dict:
     """The `search:` section with its defaults filled (call on a section without errors)."""
     section = raw["search"]
@@ -50,6 +67,7 @@ def settings(raw: dict) -> dict:
     filled["halving"] = {**DEFAULT_HALVING, **(section.get("halving") or {})} if filled["method"] == "halving" else None
     if filled["method"] != "halving":
         filled["proposals"] = None
+    filled["batch"] = section.get("batch", DEFAULT_BATCH) if uses_tpe(filled) else None
     return filled
 
 
@@ -105,6 +123,32 @@ def _space_errors(space, file: str, method: str) -> list[ConfigError]:
     return errors
 
 
+def _tpe_space_errors(space, file: str) -> list[ConfigError]:
+    """With TPE proposals the run folders are planned before the values are asked, so their names (which hold
+    the architecture code) cannot depend on them: the space draws data and model keys that leave the architecture
+    code alone."""
+    from ssvae.naming import ARCH_KEYS
+
+    if not isinstance(space, dict):
+        return []
+    errors = []
+    for key in space:
+        section, _, rest = str(key).partition(".")
+        if section not in SECTIONS or not rest:
+            continue  # reported by _space_errors
+        where = f"search.space.{key}"
+        if section not in TPE_SECTIONS:
+            errors.append(_error(file, where, key, "with TPE proposals a space draws what is trained (data and "
+                                 "model keys); draw this key with random proposals",
+                                 ", ".join(f"{s}.<key>" for s in TPE_SECTIONS)))
+        elif section == "model" and rest in ARCH_KEYS:
+            errors.append(_error(file, where, key, "with TPE proposals the run folders are named before the values "
+                                 "are asked, and this key changes the architecture code in the name; use proposals: "
+                                 "random (method: random or halving), or write one search per architecture",
+                                 "model keys other than " + ", ".join(ARCH_KEYS)))
+    return errors
+
+
 def section_errors(raw: dict, file: str) -> list[ConfigError]:
     """What is wrong with a config's `search:` section, each error naming the key, the value and what is allowed."""
     section = raw.get("search")
@@ -124,9 +168,6 @@ def section_errors(raw: dict, file: str) -> list[ConfigError]:
     method = section.get("method", DEFAULTS["method"])
     if method not in METHODS:
         errors.append(_error(file, "search.method", method, "not an allowed value", ", ".join(METHODS)))
-    elif method == "tpe":
-        errors.append(_error(file, "search.method", method, "TPE proposals are not supported yet",
-                             "random, halving (with proposals: random)"))
     proposals = section.get("proposals")
     if proposals is not None:
         if method != "halving":
@@ -135,9 +176,6 @@ def section_errors(raw: dict, file: str) -> list[ConfigError]:
                                  f"{method!r} leave it out"))
         elif proposals not in PROPOSALS:
             errors.append(_error(file, "search.proposals", proposals, "not an allowed value", ", ".join(PROPOSALS)))
-        elif proposals == "tpe":
-            errors.append(_error(file, "search.proposals", proposals, "TPE proposals are not supported yet",
-                                 "random"))
     trials = section.get("trials")
     if not _is_int(trials) or not 1 <= trials <= MAX_TRIALS:
         errors.append(_error(file, "search.trials", trials, "the number of trials is required",
@@ -149,7 +187,18 @@ def section_errors(raw: dict, file: str) -> list[ConfigError]:
     if metric not in METRICS:
         errors.append(_error(file, "search.metric", metric, "not a metric a search can choose by",
                              "val_accuracy (maximised), val_objective (minimised)"))
+    tpe = method == "tpe" or (method == "halving" and proposals == "tpe")
+    batch = section.get("batch")
+    if batch is not None:
+        if not tpe:
+            errors.append(_error(file, "search.batch", batch, "batches are how TPE asks its trials; with "
+                                 f"{'random proposals' if method == 'halving' else f'method {method!r}'} leave it out"))
+        elif not _is_int(batch) or not 1 <= batch <= MAX_BATCH:
+            errors.append(_error(file, "search.batch", batch, "trials TPE asks at once (each batch is told every "
+                                 "trial of the batches before it)", f"an integer from 1 to {MAX_BATCH:,}"))
     errors += _space_errors(section.get("space"), file, method)
+    if tpe:
+        errors += _tpe_space_errors(section.get("space"), file)
     halving = section.get("halving")
     if halving is not None:
         if method != "halving":
@@ -199,7 +248,12 @@ def _draw(rng, spec: dict):
         value = rng.uniform(low, high)
     else:
         value = math.exp(rng.uniform(math.log(low), math.log(high)))
-    # six significant digits: a readable config.yaml, and the same value however it is printed and read back
+    return rounded(value, low, high)
+
+
+def rounded(value: float, low: float, high: float) -> float:
+    """A drawn or asked float to six significant digits, kept within [low, high]: a readable config.yaml, and the
+    same value however it is printed and read back."""
     return min(max(float(f"{value:.6g}"), float(low)), float(high))
 
 
@@ -213,6 +267,30 @@ def trial_values(search: dict, trial: int) -> dict:
 
     rng = np.random.default_rng([search["seed"], trial])
     return {key: _draw(rng, spec) for key, spec in search["space"].items()}
+
+
+# What TPE's proposals depend on besides the trained config: every setting but the number of trials (adding
+# trials adds batches and leaves the asked ones alone).
+TPE_SETTINGS = ("method", "proposals", "seed", "metric", "space", "halving", "batch")
+
+
+def tpe_digest(base_identity: str, search: dict) -> str:
+    """The digest of a TPE search: the identity of its config without asked values, and its settings (but not
+    `trials`). It names the folder of the search's batch files and is a part of every trial's identity, so a
+    changed config or space is a new search (new run folders, asked afresh) and the old one is left as it was."""
+    payload = {"identity": base_identity, **{key: search.get(key) for key in TPE_SETTINGS}}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tpe_trial_identity(digest: str, trial: int) -> str:
+    """A TPE trial's run identity: its search's digest and its number (its values are asked later)."""
+    return hashlib.sha256(f"tpe {digest} {trial}".encode()).hexdigest()[:16]
+
+
+def batch_of(search: dict, trial: int) -> int:
+    """The batch TPE asks trial `trial` in: trials b·batch to (b+1)·batch - 1."""
+    return trial // search["batch"]
 
 
 def describe(search: dict) -> str:

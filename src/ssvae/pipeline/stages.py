@@ -76,14 +76,24 @@ def run_config_document(plan: dict, run: dict, provenance: dict, trial: dict | N
     if run.get("search"):
         search = run["search"]
         document["search"] = {key: search[key] for key in ("name", "method", "proposals", "trial", "metric",
-                                                             "values", "rungs")} | (trial or {})
+                                                             "values", "rungs")} | (
+            {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
+        ) | (trial or {})
     return document
 
 
-def _planned_run(validated: str | Path, run_json: str | Path) -> tuple[dict, dict, config_mod.Experiment]:
-    """The plan (validated config), the run id document, and the typed experiment they describe."""
-    plan = disk.read_json(validated)
-    return plan, disk.read_json(run_json), config_mod.Experiment.from_effective(plan["effective"])
+def _planned_run(validated: str | Path, run_json: str | Path, run_dir: str | Path
+                 ) -> tuple[dict, dict, config_mod.Experiment]:
+    """The plan (validated config), the run id document, and the typed experiment they describe (for a TPE trial
+    with the values asked for it, ssvae.pipeline.tpe)."""
+    from ssvae.pipeline import tpe
+
+    try:
+        plan, run = tpe.with_asked_values(disk.read_json(validated), disk.read_json(run_json), Path(run_dir).parent)
+    except tpe.NotAsked as exc:
+        raise TrialFailed(str(exc)) from None
+    assert run is not None
+    return plan, run, config_mod.Experiment.from_effective(plan["effective"])
 
 
 def train(validated: str | Path, run_json: str | Path, run_dir: str | Path,
@@ -100,7 +110,7 @@ def _train(validated: str | Path, run_json: str | Path, run_dir: str | Path, log
     from ssvae.data import datasets
     from ssvae.training import fit as train_mod
 
-    plan, run, experiment = _planned_run(validated, run_json)
+    plan, run, experiment = _planned_run(validated, run_json, run_dir)
     run_dir = Path(run_dir)
     log(job_description())
     require_devices(experiment)
@@ -124,14 +134,15 @@ class TrialFailed(RuntimeError):
 
 def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | None]:
     """(epochs the train job trains to, what config.yaml says of the trial) for a halving trial: the epochs of the
-    last rung it trained at (its rung jobs did the training; this finishes it). (None, None) for other runs;
-    (None, trial) for a trial of a plain random search, which trains to max_epochs."""
+    last rung it trained at (its rung jobs did the training; this finishes it); for a `method: tpe` trial, its one
+    rung's. (None, None) for other runs; (None, trial) for a trial of a plain random search, which trains to
+    max_epochs."""
     from ssvae.results import halving
 
     search = run.get("search")
     if not search:
         return None, None
-    if search["method"] != "halving":
+    if search["method"] == "random":
         return None, {"rung": 0, "continued_from": None}
     records = []
     for rung in range(len(search["rungs"])):
@@ -146,6 +157,8 @@ def trial_epochs(run: dict, run_dir: str | Path) -> tuple[int | None, dict | Non
         raise TrialFailed(f"trial {search['trial']} of search {search['name']} has trained at no rung yet "
                           f"({Path(run_dir) / 'rungs'} holds no trained rung); run snakemake, which trains the rungs")
     last = trained[-1]
+    if search["method"] != "halving":  # a `method: tpe` trial: one rung of max_epochs
+        return last["epochs"], {"rung": 0, "continued_from": None}
     continued = last["continued_from_epoch"]
     return last["epochs"], {"rung": last["rung"], "promoted_to_top": last["rung"] == len(search["rungs"]) - 1,
                             "continued_from": None if not continued else
@@ -179,7 +192,7 @@ def train_rung(validated: str | Path, run_json: str | Path, run_dir: str | Path,
         from ssvae.data import datasets
         from ssvae.training import fit as train_mod
 
-        _, run, experiment = _planned_run(validated, run_json)
+        _, run, experiment = _planned_run(validated, run_json, run_dir)
         log(job_description())
         require_devices(experiment)
         epochs = trial["rungs"][rung]
@@ -235,8 +248,9 @@ def evaluate(validated: str | Path, run_dir: str | Path, log: Callable[[str], No
     from ssvae.data import datasets
     from ssvae.evaluation import evaluate as evaluate_mod
     from ssvae.model import inference
+    from ssvae.pipeline import tpe
 
-    plan = disk.read_json(validated)
+    plan, _ = tpe.with_asked_values(disk.read_json(validated), None, Path(run_dir).parent)
     experiment = config_mod.Experiment.from_effective(plan["effective"])
     start = time.perf_counter()
     splits = datasets.load_splits(experiment.data)
@@ -288,7 +302,8 @@ def search_metadata(run: dict, train_doc: dict) -> dict | None:
     trial = train_doc.get("search") or {}
     final = train_doc.get("final") or {}
     keys = ("name", "trial", "trials", "method", "proposals", "metric", "column", "mode", "rungs", "eta", "values")
-    return {key: search.get(key) for key in keys} | {
+    asked = {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
+    return {key: search.get(key) for key in keys} | asked | {
         "rung": trial.get("rung", 0), "epochs_trained": trial.get("epochs_trained", train_doc.get("epochs_completed")),
         "value": final.get(search["column"]), "continued_from": trial.get("continued_from")}
 
@@ -298,7 +313,7 @@ def report(validated: str | Path, run_json: str | Path, run_dir: str | Path,
     """Draw the figures and write REPORT.md, summary.json and the current config.yaml."""
     from ssvae.results import report as report_mod
 
-    plan, run, experiment = _planned_run(validated, run_json)
+    plan, run, experiment = _planned_run(validated, run_json, run_dir)
     run_dir = Path(run_dir)
     train_doc = disk.read_json(run_dir / "train.json")
     metadata = run_metadata(plan, run, train_doc)
@@ -321,6 +336,10 @@ def run_experiment(config_path: str | Path, results: str | Path = "results",
     for plan in validation.load_plans(config_path):
         if not plan.ok:
             raise config_mod.ConfigErrors(plan.errors)
+        if plan.search and plan.search.get("digest"):
+            raise config_mod.ConfigErrors([config_mod.ConfigError(
+                str(config_path), "search", plan.search["method"], "a TPE search asks its trials from the "
+                "workflow's local rule `ask`; run it with snakemake")])
         plan_dir = results / PLAN_DIR / plan.key
         validated = plan_dir / "validated.json"
         run_json = plan_dir / "run.json"

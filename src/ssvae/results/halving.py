@@ -106,7 +106,9 @@ def trial_document(search: dict, max_epochs: int) -> dict:
     return {"name": search["name"], "trial": search["trial"], "method": search["method"],
             "proposals": search.get("proposals"), "trials": search["trials"], "metric": search["metric"],
             "column": column, "mode": mode, "rungs": search_rungs(search, max_epochs),
-            "eta": (search.get("halving") or {}).get("eta"), "values": search["values"]}
+            "eta": (search.get("halving") or {}).get("eta"), "values": search["values"],
+            **({"batch": search["batch"], "batch_index": search["batch_index"], "digest": search["digest"]}
+               if search.get("digest") else {})}
 
 
 def rung_path(run_dir: str | Path, rung: int) -> Path:

@@ -44,8 +44,9 @@ def summarise(trials: list[dict]) -> dict:
             winner = row
     spent = sum(r.get("epochs_trained") or 0 for r in trials)
     return {"name": trials[0]["search"], "method": info["method"], "proposals": info.get("proposals"),
-            "metric": info["metric"], "mode": mode, "rungs": rungs, "eta": info.get("eta"), "top_rung": top,
-            "winner": winner, "epochs_spent": spent, "epochs_full": len(trials) * rungs[-1],
+            "metric": info["metric"], "mode": mode, "rungs": rungs, "eta": info.get("eta"),
+            "batch_size": info.get("batch_size"), "top_rung": top, "winner": winner, "epochs_spent": spent,
+            "epochs_full": len(trials) * rungs[-1],
             "trials": len(trials)}
 
 
@@ -96,9 +97,10 @@ def search_lines(rows: list[dict], results_dir: str | Path, links: bool = True) 
         summary = summarise(trials)
         promotions = _promotions(results_dir, name)
         direction = "higher" if summary["mode"] == "max" else "lower"
+        asked = f", asked in batches of {summary['batch_size']}" if summary["batch_size"] else ""
         how = (f"successive halving over {summary['proposals']} proposals (eta {summary['eta']}, rungs of "
-               f"{', '.join(map(str, summary['rungs']))} epochs)" if summary["method"] == "halving"
-               else f"{summary['method']} search")
+               f"{', '.join(map(str, summary['rungs']))} epochs{asked})" if summary["method"] == "halving"
+               else f"{summary['method']} search{asked}")
         labels = " (validation labels)" if summary["metric"] == "val_accuracy" else ""
         lines += [f"## Search {text.markdown_text(name)}", "",
                   (f"{summary['trials']} trial(s), {how}; chosen by {summary['metric']}{labels} on the validation "
