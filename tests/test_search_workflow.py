@@ -1,4 +1,4 @@
-"""A halving search as a user runs it: real `snakemake` on a tiny search, killed and run again."""
+"""Searches as a user runs them: real `snakemake` on tiny searches, killed and run again, or grown."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import pytest
 import yaml
 from workflow_helpers import (
     SSVAE,
+    folder_hashes,
     make_workspace,
     run_folders,
     snakemake,
@@ -17,6 +18,8 @@ from workflow_helpers import (
     snakemake_env,
     tiny_config,
 )
+
+from ssvae import text
 
 pytestmark = pytest.mark.workflow
 
@@ -99,3 +102,88 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
                            check=True).stdout
     assert f"winner: trial {winner}" in shown and "epochs trained: 5 of 9" in shown
+
+
+def grown_search_config(method: str, trials: int) -> str:
+    """A random search (1 epoch each) or halving with rungs of 1 and 2 epochs (min_epochs 1, eta 2)."""
+    search = {"method": method, "trials": trials, "seed": 0, "metric": "val_accuracy",
+              "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"choice": [2, 4]}}}
+    if method == "halving":
+        search["halving"] = {"min_epochs": 1, "eta": 2}
+    return tiny_config("gs", model={"max_epochs": 2 if method == "halving" else 1, "patience": 10}, search=search)
+
+
+def trial_folders(workspace) -> dict[int, object]:
+    """trial number -> its run folder."""
+    return {yaml.safe_load((f / "config.yaml").read_text())["search"]["trial"]: f for f in run_folders(workspace)}
+
+
+def trained_trials(result) -> list[str]:
+    """Run names whose train or train_rung job ran in this invocation (from Snakemake's `wildcards:` lines)."""
+    names = []
+    lines = result.output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() in ("rule train:", "localrule train:", "rule train_rung:", "localrule train_rung:"):
+            for follow in lines[i + 1:i + 12]:
+                if follow.strip().startswith("wildcards:"):
+                    names.append(follow.split("name=")[1].split(",")[0])
+                    break
+    return sorted(names)
+
+
+def mtimes(folder) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("method", ["random", "halving"])
+def test_raising_trials_trains_only_the_new_trials(tmp_path, method):
+    workspace = make_workspace(tmp_path / "ws", {"gs.yaml": grown_search_config(method, 2)})
+    config = workspace / "configs" / "gs.yaml"
+    first = snakemake(workspace)
+    old = trial_folders(workspace)
+    assert sorted(old) == [0, 1]
+    assert sorted(trained_trials(first)) == sorted(["gs-t000", "gs-t001"] * (3 if method == "halving" else 1))
+    search_dir = workspace / "results" / ".search" / "gs"
+    decided = promotion_document = None
+    if method == "halving":
+        promotion_document = json.loads((search_dir / "rung0.json").read_text())
+        decided = json.loads((search_dir / "decisions.json").read_text())
+        assert promotion_document["reached"] == 2 and len(promotion_document["promoted"]) == 1
+    before = {t: folder_hashes(f) for t, f in old.items()}
+    stamps = {t: mtimes(f) for t, f in old.items()}
+
+    config.write_text(grown_search_config(method, 4))
+    second = snakemake(workspace)
+    folders = trial_folders(workspace)
+    assert sorted(folders) == [0, 1, 2, 3]
+    # only the new trials trained (their rungs, then train to finish them)
+    new = ["gs-t002", "gs-t003"]
+    if method == "halving":
+        assert sorted(set(trained_trials(second))) == new, second.output[-3000:]
+        assert second.ran("train") == 2 and second.ran("train_rung") == 4
+    else:
+        assert trained_trials(second) == new, second.output[-3000:]
+        assert second.ran("train_rung") == 0
+    # and nothing of the old trials' folders was written: not a checkpoint, history, summary, rung record or log
+    for trial, folder in old.items():
+        assert folders[trial] == folder
+        assert folder_hashes(folder) == before[trial], trial
+        assert mtimes(folder) == stamps[trial], trial
+    for trial in (2, 3):
+        assert epochs_trained(folders[trial]) >= 1
+    if method == "halving":
+        # the earlier decisions are kept; the new trials are ranked with everyone at the rung
+        promoted = json.loads((search_dir / "rung0.json").read_text())
+        assert promoted["reached"] == 4 and promoted["quota"] == 2
+        for trial in (0, 1):
+            assert (trial in promoted["promoted"]) == (trial in promotion_document["promoted"])
+        ledger = json.loads((search_dir / "decisions.json").read_text())
+        assert {t: up for t, up in ledger["0"].items() if int(t) < 2} == decided["0"]
+        assert sorted(ledger["0"]) == ["0", "1", "2", "3"]
+    assert snakemake(workspace).nothing_to_do
+    # the comparison lists every trial of the search
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    block = comparison[comparison.index("## Search gs"):]
+    assert block.startswith("## Search gs\n\n4 trial(s)")
+    for folder in folders.values():
+        assert text.markdown_text(folder.name) in block
