@@ -30,11 +30,14 @@ def _warn(message: str) -> None:
 
 
 def _validate(args) -> int:
-    from ssvae.pipeline import validation
+    from ssvae.pipeline import planning, validation
 
     failed = 0
+    searches: dict[str, str | None] = {}
     for path in args.configs:
         for plan in validation.load_plans(path):
+            if plan.search:
+                searches[path] = plan.search["name"]
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
                 _out(f"warning: {warning}", file=sys.stderr)
@@ -45,6 +48,11 @@ def _validate(args) -> int:
                 _out(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
                 for error in plan.errors:
                     _out(f"  - {error}", file=sys.stderr)
+    for name, files in planning.shared_searches(searches).items():
+        for path in files:
+            failed += 1
+            error = planning.shared_search_error(path, [f for f in files if f != path], name)
+            _out(f"invalid: {path}: 1 error(s)\n  - {error}", file=sys.stderr)
     return 1 if failed else 0
 
 
