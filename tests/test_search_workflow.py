@@ -60,6 +60,14 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     proc.wait()
     decided = promotion(workspace, 0)
     assert decided["reached"] == 3 and decided["quota"] == 1 and len(decided["promoted"]) == 1
+    # what the kill left: the trials the promotion stopped read as stopped, the promoted one as waiting for its
+    # next rung or, once that rung's job started, interrupted
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--json"], cwd=workspace, capture_output=True, text=True,
+                                       check=True).stdout)
+    states = {int(r["run_id"].split("__")[0][4:]): r["status"] for r in listed}
+    assert {t: s for t, s in states.items() if t not in decided["promoted"]} == {
+        t: "stopped" for t in range(3) if t not in decided["promoted"]}, listed
+    assert states[decided["promoted"][0]] in ("waiting", "interrupted"), listed
 
     snakemake(workspace, "--unlock")
     resumed = snakemake(workspace)

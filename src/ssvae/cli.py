@@ -252,7 +252,7 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
 
 STATUS_FILTERS = (*runstate.STATUSES, "superseded")
 # What a reader does about a run in each of these states (printed under the table with the run's reason).
-NOTED = ("training", "interrupted", "failed", "stale", "unreadable")
+NOTED = ("training", "interrupted", "waiting", "stopped", "failed", "stale", "unreadable")
 
 
 def _not_started(results: Path, rows: list[dict]) -> list[dict]:
@@ -624,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="arch code prefix (mix10) or glob (*_tau_*)")
     p.add_argument("--name", help="experiment name, its prefix, or a glob")
     p.add_argument("--status", help="comma-separated: " + ", ".join(STATUS_FILTERS) + " (training: a live process "
-                                    "holds the run; interrupted: stopped, resumes on the next run; failed: a stage "
+                                    "holds the run; interrupted: stopped, resumes on the next run; waiting: a halving "
+                                    "trial between rungs; stopped: a halving trial not promoted; failed: a stage "
                                     "failed, with the reason and its log; planned: never started)")
     p.add_argument("--tag", help="only runs with this experiment tag")
     p.add_argument("--dataset", help="only runs on this dataset")
