@@ -113,17 +113,19 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
 
 
 def grown_search_config(method: str, trials: int) -> str:
-    """A random search (1 epoch each) or halving with rungs of 1 and 2 epochs (min_epochs 1, eta 2)."""
+    """Search `gr`, random (1 epoch each), or `gh`, halving with rungs of 1 and 2 epochs (min_epochs 1, eta 2)."""
     search = {"method": method, "trials": trials, "seed": 0, "metric": "val_accuracy",
               "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"choice": [2, 4]}}}
     if method == "halving":
         search["halving"] = {"min_epochs": 1, "eta": 2}
-    return tiny_config("gs", model={"max_epochs": 2 if method == "halving" else 1, "patience": 10}, search=search)
+    return tiny_config("gh" if method == "halving" else "gr",
+                       model={"max_epochs": 2 if method == "halving" else 1, "patience": 10}, search=search)
 
 
-def trial_folders(workspace) -> dict[int, object]:
-    """trial number -> its run folder."""
-    return {yaml.safe_load((f / "config.yaml").read_text())["search"]["trial"]: f for f in run_folders(workspace)}
+def trial_folders(workspace, search: str) -> dict[int, object]:
+    """trial number -> its run folder, for one search."""
+    return {yaml.safe_load((f / "config.yaml").read_text())["search"]["trial"]: f for f in run_folders(workspace)
+            if f.name.startswith(f"{search}-t")}
 
 
 def trained_trials(result) -> list[str]:
@@ -143,55 +145,53 @@ def mtimes(folder) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("method", ["random", "halving"])
-def test_raising_trials_trains_only_the_new_trials(tmp_path, method):
-    workspace = make_workspace(tmp_path / "ws", {"gs.yaml": grown_search_config(method, 2)})
-    config = workspace / "configs" / "gs.yaml"
+def test_raising_trials_trains_only_the_new_trials(tmp_path):
+    """A random search and a halving search in one workspace, two trials each, then four."""
+    workspace = make_workspace(tmp_path / "ws", {"gr.yaml": grown_search_config("random", 2),
+                                                 "gh.yaml": grown_search_config("halving", 2)})
     first = snakemake(workspace)
-    old = trial_folders(workspace)
-    assert sorted(old) == [0, 1]
-    assert sorted(trained_trials(first)) == sorted(["gs-t000", "gs-t001"] * (3 if method == "halving" else 1))
-    search_dir = workspace / "results" / ".search" / "gs"
-    decided = promotion_document = None
-    if method == "halving":
-        promotion_document = json.loads((search_dir / "rung0.json").read_text())
-        decided = json.loads((search_dir / "decisions.json").read_text())
-        assert promotion_document["reached"] == 2 and len(promotion_document["promoted"]) == 1
-    before = {t: folder_hashes(f) for t, f in old.items()}
-    stamps = {t: mtimes(f) for t, f in old.items()}
+    old = {search: trial_folders(workspace, search) for search in ("gr", "gh")}
+    assert sorted(old["gr"]) == sorted(old["gh"]) == [0, 1]
+    # the random trials train once each; the halving trials at two rungs, then their train job finishes them
+    assert trained_trials(first) == sorted(["gr-t000", "gr-t001"] + ["gh-t000", "gh-t001"] * 3)
+    search_dir = workspace / "results" / ".search" / "gh"
+    promotion_document = json.loads((search_dir / "rung0.json").read_text())
+    decided = json.loads((search_dir / "decisions.json").read_text())
+    assert promotion_document["reached"] == 2 and len(promotion_document["promoted"]) == 1
+    before = {(s, t): folder_hashes(f) for s, folders in old.items() for t, f in folders.items()}
+    stamps = {(s, t): mtimes(f) for s, folders in old.items() for t, f in folders.items()}
 
-    config.write_text(grown_search_config(method, 4))
+    for method in ("random", "halving"):
+        (workspace / "configs" / f"g{method[0]}.yaml").write_text(grown_search_config(method, 4))
     second = snakemake(workspace)
-    folders = trial_folders(workspace)
-    assert sorted(folders) == [0, 1, 2, 3]
-    # only the new trials trained (their rungs, then train to finish them)
-    new = ["gs-t002", "gs-t003"]
-    if method == "halving":
-        assert sorted(set(trained_trials(second))) == new, second.output[-3000:]
-        assert second.ran("train") == 2 and second.ran("train_rung") == 4
-    else:
-        assert trained_trials(second) == new, second.output[-3000:]
-        assert second.ran("train_rung") == 0
+    # only the new trials trained: their rungs, and train to finish them
+    assert trained_trials(second) == sorted(["gr-t002", "gr-t003"] + ["gh-t002", "gh-t003"] * 3), \
+        second.output[-3000:]
+    assert second.ran("train") == 4 and second.ran("train_rung") == 4 and second.ran("promote") == 1
     # and nothing of the old trials' folders was written: not a checkpoint, history, summary, rung record or log
-    for trial, folder in old.items():
-        assert folders[trial] == folder
-        assert folder_hashes(folder) == before[trial], trial
-        assert mtimes(folder) == stamps[trial], trial
-    for trial in (2, 3):
-        assert epochs_trained(folders[trial]) >= 1
-    if method == "halving":
-        # the earlier decisions are kept; the new trials are ranked with everyone at the rung
-        promoted = json.loads((search_dir / "rung0.json").read_text())
-        assert promoted["reached"] == 4 and promoted["quota"] == 2
-        for trial in (0, 1):
-            assert (trial in promoted["promoted"]) == (trial in promotion_document["promoted"])
-        ledger = json.loads((search_dir / "decisions.json").read_text())
-        assert {t: up for t, up in ledger["0"].items() if int(t) < 2} == decided["0"]
-        assert sorted(ledger["0"]) == ["0", "1", "2", "3"]
+    for search, folders in old.items():
+        now = trial_folders(workspace, search)
+        assert sorted(now) == [0, 1, 2, 3]
+        for trial, folder in folders.items():
+            assert now[trial] == folder
+            assert folder_hashes(folder) == before[search, trial], (search, trial)
+            assert mtimes(folder) == stamps[search, trial], (search, trial)
+        for trial in (2, 3):
+            assert epochs_trained(now[trial]) >= 1
+    # the earlier decisions are kept; the new trials are ranked with everyone at the rung
+    promoted = json.loads((search_dir / "rung0.json").read_text())
+    assert promoted["reached"] == 4 and promoted["quota"] == 2
+    for trial in (0, 1):
+        assert (trial in promoted["promoted"]) == (trial in promotion_document["promoted"])
+    ledger = json.loads((search_dir / "decisions.json").read_text())
+    assert {t: up for t, up in ledger["0"].items() if int(t) < 2} == decided["0"]
+    assert sorted(ledger["0"]) == ["0", "1", "2", "3"]
     assert snakemake(workspace).nothing_to_do
-    # the comparison lists every trial of the search
+    # the comparison lists every trial of each search
     comparison = (workspace / "results" / "COMPARISON.md").read_text()
-    block = comparison[comparison.index("## Search gs"):]
-    assert block.startswith("## Search gs\n\n4 trial(s)")
-    for folder in folders.values():
-        assert text.markdown_text(folder.name) in block
+    for search in ("gh", "gr"):
+        block = comparison[comparison.index(f"## Search {search}"):]
+        block = block[:block.index("\n## ", 1)] if "\n## " in block[1:] else block
+        assert block.startswith(f"## Search {search}\n\n4 trial(s)")
+        for folder in trial_folders(workspace, search).values():
+            assert text.markdown_text(folder.name) in block
