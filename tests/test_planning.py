@@ -69,6 +69,43 @@ def test_every_bad_file_fails_only_its_own_plans(tmp_path, results):
         planning.plan_of_run(results, "other__std_head_plain__20260101_000000")
 
 
+SEARCH = GOOD + textwrap.dedent("""\
+    search:
+      trials: 2
+      space: {{model.learning_rate: {{log_uniform: [1.0e-4, 1.0e-2]}}}}
+""")
+
+
+def test_two_config_files_cannot_share_a_search_name(tmp_path, results, capsys):
+    files = [write(tmp_path, "a.yaml", SEARCH.format(name="shared", lr=0.001)),
+             write(tmp_path, "b.yaml", SEARCH.format(name="shared", lr=0.002) + "  seed: 7\n"),
+             write(tmp_path, "own.yaml", SEARCH.format(name="own", lr=0.001))]
+    sources, validated, derived = plan(tmp_path, results, files)
+    assert sorted(sources) == ["a.t000", "a.t001", "b.t000", "b.t001", "own.t000", "own.t001"]
+    assert sorted(k for k, d in derived.items() if d["ok"]) == ["own.t000", "own.t001"]
+    for key, file, other in (("a.t000", files[0], files[1]), ("b.t001", files[1], files[0])):
+        error = validated[key]["errors"][0]
+        assert error["key"] == "experiment.name" and error["value"] == "shared"
+        # both files, the key, the value and what to do
+        assert error["text"] == (
+            f"{file}: experiment.name: {file} and {other} both declare a search named 'shared', so their trials "
+            f"would share results/.search/shared/ (promotions and decisions) and their run names; give one of "
+            f"them another experiment.name (got 'shared')")
+        assert error["text"] in (results / ".plan" / key / "errors.txt").read_text()
+    # the preview says the same, and `ssvae validate` finds it too
+    assert {row["key"]: row["action"] for row in planning.preview(files, results)} == {
+        "a.t000": "invalid", "a.t001": "invalid", "b.t000": "invalid", "b.t001": "invalid",
+        "own.t000": "new", "own.t001": "new"}
+    from ssvae import cli
+
+    assert cli.main(["validate", files[0], files[2]]) == 0
+    capsys.readouterr()
+    assert cli.main(["validate", *files]) == 1
+    shown = capsys.readouterr().err
+    assert f"invalid: {files[1]}: 1 error(s)\n  - {files[1]}: experiment.name: {files[1]} and {files[0]} " in shown
+    assert "both declare a search named 'shared'" in shown
+
+
 def test_plan_keys_are_cached_by_content(tmp_path, results):
     path = write(tmp_path, "sw.yaml", GOOD.format(name="sw", lr=0.001) + "sweep: {seeds: [0, 1]}\n")
     sources = planning.plan_sources([path], results)

@@ -140,3 +140,99 @@ def test_ssvae_runs_lists_true_statuses_and_filters_on_each(tmp_path):
         assert sorted(r["run_id"] for r in listed) == expected, status
     wrong = subprocess.run([*ssvae, "--status", "crashed"], capture_output=True, text=True)
     assert wrong.returncode != 0 and "unknown status 'crashed'; allowed: planned, training, interrupted" in wrong.stderr
+
+
+def rung(folder, r, status="trained", epochs=None, log=True, **fields):
+    """rungs/<r>.json of a halving trial of search `hs` (rungs of 1, 3 and 9 epochs) and the rung job's log."""
+    rungs = [1, 3, 9]
+    record = {"status": status, "search": "hs", "trial": 0, "rung": r, "rungs": rungs, "epochs": rungs[r],
+              "epochs_completed": rungs[r] if epochs is None else epochs, **fields}
+    disk.write_json(folder / "rungs" / f"{r}.json", record)
+    if log:
+        (folder / "logs").mkdir(exist_ok=True)
+        (folder / "logs" / f"train_rung{r}.log").write_text(f"rung {r}\n")
+
+
+def promotion(results, r, promoted):
+    disk.write_json(results / ".search" / "hs" / f"rung{r}.json", {"rung": r, "promoted": promoted})
+
+
+def test_a_halving_trial_between_rungs_waits_and_a_stopped_one_is_stopped(tmp_path):
+    results = tmp_path / "results"
+    trial = results / "hs-t000__std_head_plain__20250101_000000"
+    trial.mkdir(parents=True)
+    (trial / "logs").mkdir()
+    (trial / "logs" / "train_rung0.log").write_text("compiling\n")
+    # killed before its first epoch was saved: interrupted (its rung job's log says it started)
+    state = runstate.folder_state(trial)
+    assert state["status"] == "interrupted" and "before its first epoch was saved" in state["reason"]
+
+    rung(trial, 0)
+    resume_file(trial, 1)
+    state = runstate.folder_state(trial)
+    assert state == {"status": "waiting", "rung": 0, "log": "logs/train_rung0.log",
+                     "reason": "rung 0 of 0-2 done (trained to epoch 1); waiting for the promotion"}
+    promotion(results, 0, [0])
+    assert runstate.folder_state(trial)["reason"] == ("rung 0 of 0-2 done (trained to epoch 1); promoted, waiting "
+                                                      "to train on to rung 1")
+    # the promoted trial's next rung started and was killed: before an epoch was saved, and after
+    (trial / "logs" / "train_rung1.log").write_text("compiling\n")
+    state = runstate.folder_state(trial)
+    assert state["status"] == "interrupted" and state["epoch"] == 1
+    resume_file(trial, 2)
+    assert runstate.folder_state(trial)["status"] == "interrupted"
+    (trial / "logs" / "train_rung1.log").unlink()
+    assert runstate.folder_state(trial)["status"] == "interrupted"  # epoch 2 saved, past its rung's epoch 1
+
+    rung(trial, 1)
+    resume_file(trial, 3)
+    promotion(results, 1, [5])  # not promoted: stopped, before and after its next rung job records it
+    state = runstate.folder_state(trial)
+    assert state == {"status": "stopped", "rung": 1, "log": "logs/train_rung1.log",
+                     "reason": "stopped after rung 1 at epoch 3: not promoted; its train job finishes it there"}
+    (trial / "logs" / "train_rung2.log").write_text("")  # that job started (a stopped trial's job trains nothing)
+    assert runstate.folder_state(trial)["status"] == "stopped"
+    rung(trial, 2, status="stopped", epochs=3, reached=1)
+    assert runstate.folder_state(trial) == state | {"log": "logs/train_rung2.log"}
+    listed = {r["run_id"]: r for r in runs.list_runs(results)}
+    assert listed[trial.name]["status"] == "stopped"
+    # its train job (which finishes it) killed: interrupted; finished: as any run
+    (trial / "logs" / "train.log").write_text("finishing\n")
+    assert runstate.folder_state(trial)["status"] == "interrupted"
+    finished(trial)
+    assert runstate.folder_state(trial)["status"] == "success"
+
+
+def test_a_trial_that_reached_the_top_rung_waits_to_be_finished(tmp_path):
+    trial = tmp_path / "results" / "hs-t003__std_head_plain__20250101_000000"
+    trial.mkdir(parents=True)
+    for r in range(3):
+        rung(trial, r)
+    resume_file(trial, 9)
+    assert runstate.folder_state(trial) == {
+        "status": "waiting", "rung": 2, "log": "logs/train_rung2.log",
+        "reason": "rung 2 of 0-2 done (trained to epoch 9), the top rung; waiting for its train job to finish it"}
+
+
+def test_ssvae_runs_and_watch_show_trials_between_rungs(tmp_path):
+    from ssvae import watch
+
+    results = tmp_path / "results"
+    waiting = results / "hs-t000__std_head_plain__20250101_000000"
+    stopped = results / "hs-t001__std_head_plain__20250101_000000"
+    for trial, folder in enumerate((waiting, stopped)):
+        folder.mkdir(parents=True)
+        rung(folder, 0, trial=trial)
+        resume_file(folder, 1)
+    promotion(results, 0, [0])
+    table = subprocess.run([sys.executable, "-m", "ssvae.cli", "runs", "--results", str(results)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "interrupted" not in table
+    assert (f"{waiting.name}: waiting: rung 0 of 0-2 done (trained to epoch 1); promoted, waiting to train on to "
+            f"rung 1 (log: {waiting}/logs/train_rung0.log)") in table
+    assert f"{stopped.name}: stopped: stopped after rung 0 at epoch 1: not promoted" in table
+    rows = runs.list_runs(results)
+    assert [watch.kind(r) for r in rows] == ["waiting", "waiting"]
+    shown = subprocess.run([sys.executable, "-m", "ssvae.cli", "runs", "--results", str(results), "--status",
+                            "stopped", "--json"], capture_output=True, text=True, check=True).stdout
+    assert [r["run_id"] for r in json.loads(shown)] == [stopped.name]

@@ -1,4 +1,4 @@
-"""A halving search as a user runs it: real `snakemake` on a tiny search, killed and run again."""
+"""Searches as a user runs them: real `snakemake` on tiny searches, killed and run again, or grown."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import pytest
 import yaml
 from workflow_helpers import (
     SSVAE,
+    folder_hashes,
     make_workspace,
     run_folders,
     snakemake,
@@ -17,6 +18,8 @@ from workflow_helpers import (
     snakemake_env,
     tiny_config,
 )
+
+from ssvae import text
 
 pytestmark = pytest.mark.workflow
 
@@ -57,6 +60,14 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     proc.wait()
     decided = promotion(workspace, 0)
     assert decided["reached"] == 3 and decided["quota"] == 1 and len(decided["promoted"]) == 1
+    # what the kill left: the trials the promotion stopped read as stopped, the promoted one as waiting for its
+    # next rung or, once that rung's job started, interrupted
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--json"], cwd=workspace, capture_output=True, text=True,
+                                       check=True).stdout)
+    states = {int(r["run_id"].split("__")[0][4:]): r["status"] for r in listed}
+    assert {t: s for t, s in states.items() if t not in decided["promoted"]} == {
+        t: "stopped" for t in range(3) if t not in decided["promoted"]}, listed
+    assert states[decided["promoted"][0]] in ("waiting", "interrupted"), listed
 
     snakemake(workspace, "--unlock")
     resumed = snakemake(workspace)
@@ -231,3 +242,88 @@ def test_a_killed_tpe_search_continues_with_the_batches_it_asked(tmp_path):
     assert "batch 1 was asked before" in (second.parent / "logs" / "ask1.log").read_text()
     assert {folder.name: epochs_trained(folder) for folder in folders} == epochs
     assert snakemake(workspace, config=NO_COMPARE).nothing_to_do
+
+
+def grown_search_config(method: str, trials: int) -> str:
+    """Search `gr`, random (1 epoch each), or `gh`, halving with rungs of 1 and 2 epochs (min_epochs 1, eta 2)."""
+    search = {"method": method, "trials": trials, "seed": 0, "metric": "val_accuracy",
+              "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"choice": [2, 4]}}}
+    if method == "halving":
+        search["halving"] = {"min_epochs": 1, "eta": 2}
+    return tiny_config("gh" if method == "halving" else "gr",
+                       model={"max_epochs": 2 if method == "halving" else 1, "patience": 10}, search=search)
+
+
+def trial_folders(workspace, search: str) -> dict[int, object]:
+    """trial number -> its run folder, for one search."""
+    return {yaml.safe_load((f / "config.yaml").read_text())["search"]["trial"]: f for f in run_folders(workspace)
+            if f.name.startswith(f"{search}-t")}
+
+
+def trained_trials(result) -> list[str]:
+    """Run names whose train or train_rung job ran in this invocation (from Snakemake's `wildcards:` lines)."""
+    names = []
+    lines = result.output.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() in ("rule train:", "localrule train:", "rule train_rung:", "localrule train_rung:"):
+            for follow in lines[i + 1:i + 12]:
+                if follow.strip().startswith("wildcards:"):
+                    names.append(follow.split("name=")[1].split(",")[0])
+                    break
+    return sorted(names)
+
+
+def mtimes(folder) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_raising_trials_trains_only_the_new_trials(tmp_path):
+    """A random search and a halving search in one workspace, two trials each, then four."""
+    workspace = make_workspace(tmp_path / "ws", {"gr.yaml": grown_search_config("random", 2),
+                                                 "gh.yaml": grown_search_config("halving", 2)})
+    first = snakemake(workspace)
+    old = {search: trial_folders(workspace, search) for search in ("gr", "gh")}
+    assert sorted(old["gr"]) == sorted(old["gh"]) == [0, 1]
+    # the random trials train once each; the halving trials at two rungs, then their train job finishes them
+    assert trained_trials(first) == sorted(["gr-t000", "gr-t001"] + ["gh-t000", "gh-t001"] * 3)
+    search_dir = workspace / "results" / ".search" / "gh"
+    promotion_document = json.loads((search_dir / "rung0.json").read_text())
+    decided = json.loads((search_dir / "decisions.json").read_text())
+    assert promotion_document["reached"] == 2 and len(promotion_document["promoted"]) == 1
+    before = {(s, t): folder_hashes(f) for s, folders in old.items() for t, f in folders.items()}
+    stamps = {(s, t): mtimes(f) for s, folders in old.items() for t, f in folders.items()}
+
+    for method in ("random", "halving"):
+        (workspace / "configs" / f"g{method[0]}.yaml").write_text(grown_search_config(method, 4))
+    second = snakemake(workspace)
+    # only the new trials trained: their rungs, and train to finish them
+    assert trained_trials(second) == sorted(["gr-t002", "gr-t003"] + ["gh-t002", "gh-t003"] * 3), \
+        second.output[-3000:]
+    assert second.ran("train") == 4 and second.ran("train_rung") == 4 and second.ran("promote") == 1
+    # and nothing of the old trials' folders was written: not a checkpoint, history, summary, rung record or log
+    for search, folders in old.items():
+        now = trial_folders(workspace, search)
+        assert sorted(now) == [0, 1, 2, 3]
+        for trial, folder in folders.items():
+            assert now[trial] == folder
+            assert folder_hashes(folder) == before[search, trial], (search, trial)
+            assert mtimes(folder) == stamps[search, trial], (search, trial)
+        for trial in (2, 3):
+            assert epochs_trained(now[trial]) >= 1
+    # the earlier decisions are kept; the new trials are ranked with everyone at the rung
+    promoted = json.loads((search_dir / "rung0.json").read_text())
+    assert promoted["reached"] == 4 and promoted["quota"] == 2
+    for trial in (0, 1):
+        assert (trial in promoted["promoted"]) == (trial in promotion_document["promoted"])
+    ledger = json.loads((search_dir / "decisions.json").read_text())
+    assert {t: up for t, up in ledger["0"].items() if int(t) < 2} == decided["0"]
+    assert sorted(ledger["0"]) == ["0", "1", "2", "3"]
+    assert snakemake(workspace).nothing_to_do
+    # the comparison lists every trial of each search
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    for search in ("gh", "gr"):
+        block = comparison[comparison.index(f"## Search {search}"):]
+        block = block[:block.index("\n## ", 1)] if "\n## " in block[1:] else block
+        assert block.startswith(f"## Search {search}\n\n4 trial(s)")
+        for folder in trial_folders(workspace, search).values():
+            assert text.markdown_text(folder.name) in block

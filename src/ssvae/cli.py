@@ -30,11 +30,14 @@ def _warn(message: str) -> None:
 
 
 def _validate(args) -> int:
-    from ssvae.pipeline import validation
+    from ssvae.pipeline import planning, validation
 
     failed = 0
+    searches: dict[str, str | None] = {}
     for path in args.configs:
         for plan in validation.load_plans(path):
+            if plan.search:
+                searches[path] = plan.search["name"]
             label = f"{path}" + (f" [{plan.key}]" if plan.point else "")
             for warning in plan.warnings:
                 _out(f"warning: {warning}", file=sys.stderr)
@@ -45,6 +48,11 @@ def _validate(args) -> int:
                 _out(f"invalid: {label}: {len(plan.errors)} error(s)", file=sys.stderr)
                 for error in plan.errors:
                     _out(f"  - {error}", file=sys.stderr)
+    for name, files in planning.shared_searches(searches).items():
+        for path in files:
+            failed += 1
+            error = planning.shared_search_error(path, [f for f in files if f != path], name)
+            _out(f"invalid: {path}: 1 error(s)\n  - {error}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -244,7 +252,7 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
 
 STATUS_FILTERS = (*runstate.STATUSES, "superseded")
 # What a reader does about a run in each of these states (printed under the table with the run's reason).
-NOTED = ("training", "interrupted", "failed", "stale", "unreadable")
+NOTED = ("training", "interrupted", "waiting", "stopped", "failed", "stale", "unreadable")
 
 
 def _not_started(results: Path, rows: list[dict]) -> list[dict]:
@@ -616,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="arch code prefix (mix10) or glob (*_tau_*)")
     p.add_argument("--name", help="experiment name, its prefix, or a glob")
     p.add_argument("--status", help="comma-separated: " + ", ".join(STATUS_FILTERS) + " (training: a live process "
-                                    "holds the run; interrupted: stopped, resumes on the next run; failed: a stage "
+                                    "holds the run; interrupted: stopped, resumes on the next run; waiting: a halving "
+                                    "trial between rungs; stopped: a halving trial not promoted; failed: a stage "
                                     "failed, with the reason and its log; planned: never started)")
     p.add_argument("--tag", help="only runs with this experiment tag")
     p.add_argument("--dataset", help="only runs on this dataset")

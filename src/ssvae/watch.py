@@ -27,7 +27,7 @@ from ssvae import text
 from ssvae.results import runs
 
 RUNNING = ("training",)
-WAITING = ("planned", "trained", "evaluated")
+WAITING = ("planned", "waiting", "stopped", "trained", "evaluated")
 FINISHED = ("success", "partial")
 _ORDER = {"running": 0, "waiting": 1, "failed": 2, "finished": 3}
 
@@ -129,8 +129,8 @@ def frame(results: Path, rows: list[dict], *, now: float | None = None, height: 
     if by_kind["waiting"]:
         stage = {"planned": "waiting to train", "trained": "waiting to evaluate", "evaluated": "waiting for report"}
         shown, left = take(by_kind["waiting"], 6)
-        table("waiting", ["run", "status", "next"], [[r["run_id"], r["status"], stage[r["status"]]] for r in shown],
-              left)
+        table("waiting", ["run", "status", "next"],
+              [[r["run_id"], r["status"], stage.get(r["status"]) or r.get("reason") or ""] for r in shown], left)
     if by_kind["failed"]:
         shown, left = take(by_kind["failed"], 6)
         table("failed or unreadable", ["run", "status", "reason"],

@@ -4,7 +4,8 @@ One small sweep plus one longer training go through `--workflow-profile workflow
 layer (tests/cluster/profile, naming the partition) while the same configs run locally for comparison. The
 longer training's first attempt gets one minute: SLURM kills it at its time limit, Snakemake resubmits it with
 more time, and it resumes from its epoch checkpoint. Timings of every SLURM job are written to
-`slurm_timings.txt` in the test's folder and printed (`pytest -s`).
+`slurm_timings.txt` in the test's folder and printed (`pytest -s`). A tiny halving search trains its rungs as
+SLURM jobs while its promotion runs in the submitting Snakemake.
 """
 
 from __future__ import annotations
@@ -14,11 +15,20 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from workflow_helpers import SNAKEMAKE, make_workspace, run_folders, snakemake_cmd, snakemake_env, tiny_config
+from workflow_helpers import (
+    SNAKEMAKE,
+    SSVAE,
+    make_workspace,
+    run_folders,
+    snakemake_cmd,
+    snakemake_env,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -159,3 +169,69 @@ def test_report_slurm_timings(runs, slurm_cluster):
     text = "\n".join(lines)
     (workspace / "slurm_timings.txt").write_text(text + "\n")
     print("\n" + text, file=sys.stderr)
+
+
+# A halving search of two trials, rungs of 1 and 2 epochs (min_epochs 1, eta 2): one goes on to rung 1, the other
+# stops. Every rung of every trial is a SLURM job (the stopped trial's too: a short one); the promotion runs in this
+# Snakemake. Two trials rather than more: on two CPUs every further trial adds two waves of SLURM jobs (~40 s).
+TRIALS = 2
+SEARCH = tiny_config("hs", model={"max_epochs": 2, "patience": 10}, search={
+    "method": "halving", "trials": TRIALS, "seed": 0, "metric": "val_accuracy",
+    "space": {"model.learning_rate": {"log_uniform": [1e-3, 1e-2]}, "model.latent_dim": {"choice": [2, 4]}},
+    "halving": {"min_epochs": 1, "eta": 2}})
+SEARCH_ARGS = ["--workflow-profile", "workflow/profiles/slurm", "--profile", str(HERE / "profile"), "--jobs", "4",
+               "--slurm-init-seconds-before-status-checks", "3"]
+
+
+def test_a_halving_search_trains_its_rungs_as_slurm_jobs_and_promotes_locally(slurm_cluster, tmp_path):
+    workspace = make_workspace(tmp_path / "search", {"hs.yaml": SEARCH})
+    started = time.perf_counter()
+    proc = subprocess.run(["timeout", str(TIMEOUT), SNAKEMAKE, *SEARCH_ARGS], cwd=workspace,
+                          env=snakemake_env(), capture_output=True, text=True)
+    output = proc.stdout + proc.stderr
+    (workspace / "snakemake.out").write_text(output)
+    assert proc.returncode == 0, output[-8000:]
+    print(f"\nhalving search on SLURM: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    jobs = submitted_jobs(output)
+    where = [w for w, _ in jobs]
+    assert where.count("rule_train_rung") == TRIALS * 2, jobs  # every trial at both rungs
+    assert where.count("rule_train") == TRIALS, jobs
+    assert "rule_promote" not in where  # a local rule: on the submitting host
+    # rung 0's promotion, in this process (the top rung promotes no one)
+    assert len(re.findall(r"^(?:local)?rule promote:$", output, flags=re.M)) == 1
+
+    promotion = json.loads((workspace / "results" / ".search" / "hs" / "rung0.json").read_text())
+    quota = max(1, TRIALS // 2)
+    assert promotion["reached"] == TRIALS and promotion["quota"] == quota and len(promotion["promoted"]) == quota
+    folders = {yaml.safe_load((f / "config.yaml").read_text())["search"]["trial"]: f for f in run_folders(workspace)}
+    assert sorted(folders) == list(range(TRIALS))
+    top = {}
+    for trial, folder in folders.items():
+        rung0 = json.loads((folder / "rungs" / "0.json").read_text())
+        rung1 = json.loads((folder / "rungs" / "1.json").read_text())
+        assert rung0["status"] == "trained" and rung0["epochs_completed"] == 1
+        # the rungs that trained ran in SLURM jobs this Snakemake submitted
+        for rung in (0, 1) if trial in promotion["promoted"] else (0,):
+            ids = re.findall(r"\(SLURM job (\d+)\)", (folder / "logs" / f"train_rung{rung}.log").read_text())
+            assert ids and set(ids) <= {job for _, job in jobs}, (trial, rung)
+        if trial in promotion["promoted"]:
+            assert rung1["status"] == "trained" and rung1["continued_from_epoch"] == 1
+            assert rung1["epochs_completed"] == 2
+            top[trial] = rung1["value"]
+        else:
+            assert rung1["status"] == "stopped" and rung1["reached"] == 0
+    winner = max(sorted(top), key=lambda t: top[t])  # val_accuracy, ties to the lower trial
+
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--json"], cwd=workspace, capture_output=True, text=True,
+                                       check=True).stdout)
+    assert {r["status"] for r in listed} <= {"success", "partial"}, listed
+    assert sorted((r["trial"], r["rung"], r["epochs_trained"]) for r in listed) == [
+        (t, 1 if t in top else 0, 2 if t in top else 1) for t in range(TRIALS)]
+    shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    spent = 2 * len(top) + (TRIALS - len(top))
+    assert f"winner: trial {winner}" in shown and f"epochs trained: {spent} of {2 * TRIALS}" in shown
+    comparison = (workspace / "results" / "COMPARISON.md").read_text()
+    assert f"Winner: trial {winner} (hs-t00{winner}" in comparison
+    assert comparison.count("stopped after rung 0") == TRIALS - len(top)

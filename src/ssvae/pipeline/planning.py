@@ -243,7 +243,44 @@ def judge_all(sources: dict[str, list[str]]) -> tuple[dict[str, dict], dict[str,
             else:
                 documents[key] = error_document(key, [path], [config_mod.ConfigError(
                     path, "sweep", key, "two sweep points give the same run key; make their values differ")])
+    reject_shared_searches(documents)
     return {key: documents[key] for key in sources}, cached_keys
+
+
+def shared_search_error(file: str, others: list[str], name: str) -> config_mod.ConfigError:
+    """The error of a search whose name another config file's search has too."""
+    return config_mod.ConfigError(
+        file, "experiment.name", name,
+        f"{' and '.join([file, *others])} {'both' if len(others) == 1 else 'all'} declare a search named {name!r}, "
+        "so their trials would share "
+        f"results/{halving.SEARCH_DIR}/{name}/ (promotions and decisions) and their run names; give one of them "
+        "another experiment.name")
+
+
+def shared_searches(named: dict[str, str | None]) -> dict[str, list[str]]:
+    """search name -> the config files declaring it, for the names more than one file declares; `named` maps
+    each config file to its search's name (None: no search)."""
+    files: dict[str, list[str]] = {}
+    for file, name in named.items():
+        if name is not None:
+            files.setdefault(name, []).append(file)
+    return {name: owners for name, owners in files.items() if len(owners) > 1}
+
+
+def reject_shared_searches(documents: dict[str, dict]) -> None:
+    """Two config files whose searches share a name (their `experiment.name`, sanitised) would share one
+    `results/.search/<name>/`: every plan of both becomes invalid, its error naming both files."""
+    named = {document["source"]: document["search"]["name"] for document in documents.values()
+             if isinstance(document.get("search"), dict)}
+    shared = shared_searches(named)
+    if not shared:
+        return
+    for key, document in documents.items():
+        source = document["source"]
+        if isinstance(document.get("search"), dict) and document["search"]["name"] in shared:
+            name = document["search"]["name"]
+            others = [file for file in shared[name] if file != source]
+            documents[key] = error_document(key, [source, *others], [shared_search_error(source, others, name)])
 
 
 def validate_all(sources: dict[str, list[str]], results: str | Path = "results",

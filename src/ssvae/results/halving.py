@@ -124,7 +124,8 @@ def trained_record(trial: dict, rung: int, result: dict, continued_from: int | N
     would score), and the epoch its training continued from."""
     best = result["final"]
     value = best.get(trial["column"])
-    return {"status": TRAINED, "trial": trial["trial"], "rung": rung, "epochs": trial["rungs"][rung],
+    return {"status": TRAINED, "search": trial["name"], "trial": trial["trial"], "rung": rung,
+            "rungs": trial["rungs"], "epochs": trial["rungs"][rung],
             "epochs_completed": result["epochs_completed"], "horizon_reached": result["horizon_reached"],
             "metric": trial["metric"], "value": value, "best_epoch": result["best_epoch"],
             "continued_from_epoch": continued_from, "resumed_from_epoch": result["resumed_from_epoch"]}
@@ -132,13 +133,15 @@ def trained_record(trial: dict, rung: int, result: dict, continued_from: int | N
 
 def stopped_record(trial: dict, rung: int, previous: dict) -> dict:
     """rungs/<r>.json of a trial that was not promoted into rung r (or stopped or failed below it)."""
-    return {"status": STOPPED if previous["status"] != FAILED else FAILED, "trial": trial["trial"], "rung": rung,
+    return {"status": STOPPED if previous["status"] != FAILED else FAILED, "search": trial["name"],
+            "trial": trial["trial"], "rung": rung, "rungs": trial["rungs"],
             "reached": previous.get("reached", previous["rung"]), "epochs_completed": previous["epochs_completed"],
             "reason": previous.get("reason")}
 
 
 def failed_record(trial: dict, rung: int, reason: str, epochs_completed: int) -> dict:
-    return {"status": FAILED, "trial": trial["trial"], "rung": rung, "reached": rung,
+    return {"status": FAILED, "search": trial["name"], "trial": trial["trial"], "rung": rung,
+            "rungs": trial["rungs"], "reached": rung,
             "epochs_completed": epochs_completed, "reason": reason}
 
 

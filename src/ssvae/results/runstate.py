@@ -5,6 +5,9 @@ A status is never remembered, always derived, so it stays true after a kill, a c
   training     a live process holds the run's train lock (runlock); the last saved epoch when there is one
   interrupted  training started (its log or a resume checkpoint exists) but no process holds the lock and it did
                not finish: killed, Ctrl-C, a time limit; it resumes from its last saved epoch on the next run
+  waiting      a halving trial between its jobs: it finished a rung (rungs/<r>.json) and waits for that rung's
+               promotion, or for its next rung's job, or (at the top rung) for the job that finishes it
+  stopped      a halving trial the promotion of its rung did not send on: it waits for the job that finishes it
   failed       a stage ended with an error: `<stage>_failed.json` names the reason, and its log says more
   planned      the folder exists but no stage ever started in it
   trained / evaluated   training (and evaluation) finished, the later stages not yet
@@ -34,8 +37,8 @@ STAGE_OUTPUTS = {
 STAGES = tuple(STAGE_OUTPUTS)
 RUN_OUTPUTS = tuple(path for paths in STAGE_OUTPUTS.values() for path in paths)
 RESUME_FILES = ("checkpoints/resume.msgpack", "checkpoints/resume.prev.msgpack")
-STATUSES = ("planned", "training", "interrupted", "failed", "trained", "evaluated", "stale", "unreadable",
-            "success", "partial")
+STATUSES = ("planned", "training", "interrupted", "waiting", "stopped", "failed", "trained", "evaluated", "stale",
+            "unreadable", "success", "partial")
 
 
 def failure_marker(stage: str) -> str:
@@ -133,8 +136,12 @@ def folder_state(run_dir: str | Path) -> dict:
         failure = _failure(run_dir, "train")
         if failure:
             return failure
+        between = _between_rungs(run_dir)
+        if between:
+            return between
         epoch = saved_epoch(run_dir)
-        if epoch is not None or (run_dir / stage_log("train")).exists() or (run_dir / "train.json").exists():
+        started = any((run_dir / "logs").glob("train_rung*.log")) or (run_dir / stage_log("train")).exists()
+        if epoch is not None or started or (run_dir / "train.json").exists():
             where = f"after epoch {epoch}" if epoch is not None else "before its first epoch was saved"
             how = f"resumes from epoch {epoch} on the next run" if epoch is not None else "starts again on the next run"
             return {"status": "interrupted", "epoch": epoch, "reason": f"training stopped {where}; {how}",
@@ -168,6 +175,64 @@ def folder_state(run_dir: str | Path) -> dict:
     if all((run_dir / out).exists() for out in STAGE_OUTPUTS["evaluate"]):
         return {"status": "evaluated"}
     return {"status": "trained"}
+
+
+def _rung_records(run_dir: Path) -> list[dict]:
+    """The readable rungs/<r>.json records of a halving trial, by rung."""
+    records = []
+    for path in (run_dir / "rungs").glob("*.json"):
+        document, problem = _read_json(path)
+        if problem is None and isinstance(document, dict) and document.get("rung") == (
+                int(path.stem) if path.stem.isdigit() else None):
+            records.append(document)
+    return sorted(records, key=lambda record: record["rung"])
+
+
+def _promotion(run_dir: Path, record: dict) -> bool | None:
+    """Whether the promotion of the record's rung sent the trial on; None while that rung is not promoted yet."""
+    search = record.get("search") or run_dir.name.split("__")[0].rpartition("-t")[0]
+    document, problem = _read_json(run_dir.parent / ".search" / search / f"rung{record['rung']}.json")
+    if problem is not None or not isinstance(document, dict) or not isinstance(document.get("promoted"), list):
+        return None
+    return record.get("trial") in document["promoted"]
+
+
+def _between_rungs(run_dir: Path) -> dict | None:
+    """The state of a halving trial between its jobs (see the module docstring), from its rung records, its logs,
+    its resume checkpoint and the promotion of its last rung; None when it is not between jobs: it has no rung
+    record, or a job that trains it started after its last rung record and did not finish (interrupted)."""
+    records = _rung_records(run_dir)
+    if not records or (run_dir / stage_log("train")).exists():
+        return None  # no rung finished yet, or its train job started (and did not finish: no train outputs)
+    last = records[-1]
+    rung, epochs = last["rung"], last.get("epochs_completed")
+    log = f"logs/train_rung{rung}.log"
+    if last.get("status") == "stopped":
+        reached = last.get("reached", rung)
+        return {"status": "stopped", "rung": reached, "log": log,
+                "reason": f"stopped after rung {reached} at epoch {epochs}: not promoted; its train job finishes "
+                          "it there"}
+    if last.get("status") != "trained":
+        return None
+    rungs = last.get("rungs")
+    of = f" of 0-{len(rungs) - 1}" if isinstance(rungs, list) else ""
+    done = f"rung {rung}{of} done (trained to epoch {epochs})"
+    if isinstance(rungs, list) and rung == len(rungs) - 1:
+        return {"status": "waiting", "rung": rung, "log": log,
+                "reason": f"{done}, the top rung; waiting for its train job to finish it"}
+    promoted = _promotion(run_dir, last)
+    if promoted is False:
+        return {"status": "stopped", "rung": rung, "log": log,
+                "reason": f"stopped after rung {rung} at epoch {epochs}: not promoted; its train job finishes it "
+                          "there"}
+    epoch = saved_epoch(run_dir)
+    if (run_dir / f"logs/train_rung{rung + 1}.log").exists() or (
+            epoch is not None and isinstance(epochs, int) and epoch > epochs):
+        return None  # the next rung's training started and was cut short
+    if promoted is None:
+        return {"status": "waiting", "rung": rung, "log": log, "reason": f"{done}; waiting for the promotion"}
+    return {"status": "waiting", "rung": rung, "log": log,
+            "reason": f"{done}; promoted, waiting to train on to rung {rung + 1}"}
 
 
 def _comparable(value):
