@@ -32,6 +32,7 @@ from ssvae.data import datasets
 from ssvae.evaluation import metrics
 from ssvae.model import inference
 from ssvae.pipeline import validation
+from ssvae.results import diagnostics
 from ssvae.training import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,9 +55,12 @@ def score(exp: config.Experiment) -> dict:
         predictions = inference.load_model(folder, exp).predict(splits.x_test)
     baseline = metrics.logistic_regression_baseline(splits.x_train[splits.labeled], splits.y_train[splits.labeled],
                                                     splits.x_test, splits.y_test)
-    return {"accuracy": float(np.mean(predictions.y_pred == splits.y_test)),
-            "baseline": baseline.value["accuracy"] if baseline.ok else float("nan"),
-            "epochs": result["epochs_completed"], "best_epoch": result["best_epoch"], "seconds": seconds}
+    accuracy = float(np.mean(predictions.y_pred == splits.y_test))
+    base = baseline.value["accuracy"] if baseline.ok else float("nan")
+    return {"accuracy": accuracy, "baseline": base, "n": len(splits.y_test),
+            "gain_se": diagnostics.gain_se(accuracy, base, len(splits.y_test)),
+            "epochs": result["epochs_completed"], "best_epoch": result["best_epoch"],
+            "stopped_early": bool(result.get("stopped_early")), "seconds": seconds}
 
 
 def score_seeds(key: str, base: config.Experiment, seeds, seeded, digits: int) -> list[dict]:
@@ -65,9 +69,11 @@ def score_seeds(key: str, base: config.Experiment, seeds, seeded, digits: int) -
     for seed in seeds:
         s = score(seeded(base, seed))
         scores.append(s)
+        gain = 100 * (s["accuracy"] - s["baseline"])
         print(f"  {key} seed {seed}: accuracy {s['accuracy']:.{digits}f} (logistic regression "
-              f"{s['baseline']:.{digits}f}), best epoch {s['best_epoch']}/{s['epochs']}, {s['seconds']:.0f} s",
-              file=sys.stderr, flush=True)
+              f"{s['baseline']:.{digits}f}, gain {gain:+.1f} ± {100 * s['gain_se']:.1f} SE on {s['n']} images), "
+              f"best epoch {s['best_epoch']}/{s['epochs']}{' (stopped early)' if s['stopped_early'] else ''}, "
+              f"{s['seconds']:.0f} s", file=sys.stderr, flush=True)
     return scores
 
 

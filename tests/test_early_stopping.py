@@ -42,3 +42,14 @@ def test_accuracy_and_a_saved_state_from_before_the_floor_compare_by_value_alone
              "best_value": -12.0, "wait": 0, "stopped_early": False}
     resumed = EarlyStopping.from_dict(saved)
     assert not resumed.update(3, -11.0, 0.1) and resumed.best_epoch == 2
+
+
+def test_no_floor_where_the_classifier_reads_the_component_logits():
+    # a geometric prior with a τ-classifier on digits: KL_z reaches log 10, then settles below it while the
+    # objective keeps improving; the τ-classifier reads q(c|x), not z, so the later epochs count
+    epochs = [(18.2, 2.25), (6.8, 2.68), (2.3, 2.66), (1.4, 2.32), (0.8, 2.08), (-0.5, 1.67), (-2.1, 1.22)]
+    stopper = run(EarlyStopping.for_config("auto", patience=3, max_epochs=50, num_classes=10,
+                                           classifier_reads_z=False), epochs)
+    assert stopper.min_kl_z == 0.0 and stopper.best_epoch == 7
+    floored = run(EarlyStopping.for_config("auto", patience=3, max_epochs=50, num_classes=10), epochs)
+    assert floored.best_epoch == 4 and floored.stopped_early

@@ -102,6 +102,25 @@ def test_the_digits_configs_cover_every_option():
     }
 
 
+def test_the_default_list_shows_every_arch_code_part():
+    """The first command's runs (configs/*.yaml) show every part an arch code can name, each on a run that
+    beats its baseline (benchmarks/RESULTS.md); the conv options live in configs/extra/, too slow on a CPU to
+    learn within the demo's minute."""
+    default = [plan for path in sorted(CONFIGS.glob("*.yaml")) if not path.name.startswith("_")
+               for plan in config.load_plans(path)]
+    assert len(default) == 8 and all(plan.ok for plan in default)
+    assert all(plan.effective["data"]["dataset"] == "digits" for plan in default)
+    codes = [plan.arch for plan in default]
+    priors, classifiers, decoders = zip(*(code.split("_") for code in codes))
+    parts = {part for prior in priors for part in prior.split("-")}
+    assert {"std", "mix10", "vamp10", "geo16", "dir", "dec", "gbl", "km", "rand", "circle", "grid"} <= parts
+    assert set(classifiers) == {"tau", "head"}
+    assert {part for decoder in decoders for part in decoder.split("-")} == {"plain", "ca", "film", "cin", "het"}
+    assert all(plan.effective["model"]["encoder_type"] == "dense" for plan in default)
+    extra = [plan for plan in DIGITS if Path(plan.source).parent.name == "extra"]
+    assert {plan.effective["model"]["encoder_type"] for plan in extra} == {"conv"}
+
+
 @pytest.mark.parametrize("plan", DIGITS, ids=[plan.key for plan in DIGITS])
 def test_each_digits_config_trains(tmp_path, plan):
     exp = plan.experiment()

@@ -185,6 +185,13 @@ class ModelConfig:
         return self.prior_type == "vamp"
 
     @property
+    def classifier_reads_z(self) -> bool:
+        """p(y|x) is computed from z: a head on z, or the VampPrior's τ-classifier (its r is the pseudo-inputs'
+        posterior at z). The τ-classifier of a mixture or geometric prior reads q(c|x), the encoder's component
+        logits, instead."""
+        return not (self.use_tau_classifier and self.has_component_embeddings)
+
+    @property
     def learns_pi(self) -> bool:
         """π = softmax(π-logits) is trained (mixture, geometric_mog): `learnable_pi`, which resolves to true
         beside a Dirichlet α."""

@@ -196,7 +196,8 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
     with clock.timing():
         state = program.init_state(run.keys["init"], splits.x_train)
     best = {"params": state.params, "tau_counts": state.tau_counts}
-    stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs, cfg.num_classes)
+    stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs, cfg.num_classes,
+                                         cfg.classifier_reads_z)
     target = cfg.max_epochs if epochs is None else min(epochs, cfg.max_epochs)
     meta = {"epochs_completed": 0, "history": [], "train_seconds": [], "early_stopping": stopper.to_dict()}
     resumed_from = None
