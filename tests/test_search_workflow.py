@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -125,6 +126,40 @@ def batch_files(workspace) -> dict[str, tuple[bytes, int]]:
             for path in sorted((workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch*.json"))}
 
 
+def dry_run_jobs(output: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, {field: text}) of every job that `snakemake -n` lists, from its job blocks (a group job's are
+    indented)."""
+    jobs: list[tuple[str, dict[str, str]]] = []
+    for line in output.splitlines():
+        started = re.match(r"^ *(?:local)?(?:rule|checkpoint) (\w+):$", line)
+        if started:
+            jobs.append((started.group(1), {}))
+        elif jobs and (field := re.match(r"^ +(\w+): (.*)$", line)):
+            jobs[-1][1][field.group(1)] = field.group(2)
+    return jobs
+
+
+def test_a_tpe_trials_evaluate_and_report_take_its_batch_file_and_other_runs_nothing_new(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4), "hs.yaml": search_config(3),
+                                                 "plain.yaml": tiny_config("plain")})
+    snakemake(workspace, "--until", "derive_arch_code")
+    jobs = dry_run_jobs(snakemake(workspace, "-n").output)
+    seen = set()
+    for rule, fields in jobs:
+        if rule not in ("evaluate", "report"):
+            continue
+        run = dict(item.split("=", 1) for item in fields["wildcards"].split(", "))["name"]
+        inputs = fields["input"].split(", ")
+        searched = [path for path in inputs if path.startswith("results/.search/")]
+        if run.startswith("ts-t"):
+            batch = int(run.removeprefix("ts-t")) // 2
+            assert len(searched) == 1 and searched[0].endswith(f"/batch{batch}.json"), (rule, inputs)
+        else:
+            assert searched == [], (rule, inputs)
+        seen.add((rule, run.partition("-")[0]))
+    assert seen == {(rule, name) for rule in ("evaluate", "report") for name in ("ts", "hs", "plain")}
+
+
 def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_new_trials(tmp_path):
     workspace = make_workspace(tmp_path / "ws", {"ts.yaml": tpe_config(4)})
     first = snakemake(workspace)
@@ -164,6 +199,10 @@ def test_a_tpe_search_asks_each_batch_once_and_a_grown_search_trains_only_its_ne
     assert [entry["trial"] for entry in json.loads(now["batch2.json"][0])["told"]] == [0, 1, 2, 3]
     assert {folder.name: (folder / "train.json").read_bytes() for folder in folders} == trained
     assert len(run_folders(workspace)) == 6
+    assert snakemake(workspace).nothing_to_do
+    # a batch file written again later (the same document, another layout) leaves its trials' stages up to date
+    for path in (workspace / "results" / ".search" / "ts" / "tpe").glob("*/batch*.json"):
+        path.write_text(json.dumps(json.loads(path.read_text()), indent=1))
     assert snakemake(workspace).nothing_to_do
 
     comparison = (workspace / "results" / "COMPARISON.md").read_text()

@@ -134,6 +134,25 @@ def test_the_same_told_trials_give_the_same_proposals():
     assert tpe.ask(settings(metric="val_objective"), 1, flipped)[0] == second
 
 
+def test_a_batch_after_failed_trials_is_proposed_by_tpe_once_one_trial_has_a_value():
+    first = tpe.ask(settings(), 0, [])[0]
+    random_start = tpe.ask(settings(), 1, [])[0]  # what batch 1 draws when nothing is told with a value
+
+    def told(values):
+        return [(e["trial"], e["params"], v) for e, v in zip(first, values)]
+
+    # trials that all failed teach TPE nothing: batch 1 starts at random again
+    assert tpe.ask(settings(), 1, told([None] * 4))[0] == random_start
+    # two of four diverged: the other two still steer batch 1 (Optuna counts only completed trials toward its
+    # random start), and the same told trials give the same proposals
+    proposed = tpe.ask(settings(), 1, told([0.2, None, 0.9, None]))[0]
+    assert proposed != random_start
+    assert proposed == tpe.ask(settings(), 1, told([0.2, None, 0.9, None]))[0]
+    assert tpe.ask(settings(), 1, told([0.9, None, 0.2, None]))[0] != proposed
+    # one trial with a value is enough
+    assert tpe.ask(settings(), 1, told([None, None, 0.5, None]))[0] != random_start
+
+
 def test_a_rejected_ask_is_told_as_failed_and_asked_again():
     def accept(trial, values):
         return "too fast" if values["model.learning_rate"] > 1e-3 else None

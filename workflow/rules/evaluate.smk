@@ -1,5 +1,7 @@
 rule evaluate:
     input:
+        # a TPE trial's stages read the values asked for it
+        asked_batch,
         train="results/{name}__{arch}__{ts}/train.json",
         best="results/{name}__{arch}__{ts}/checkpoints/best.msgpack",
     output:

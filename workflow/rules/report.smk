@@ -1,5 +1,7 @@
 rule report:
     input:
+        # a TPE trial's stages read the values asked for it
+        asked_batch,
         train="results/{name}__{arch}__{ts}/train.json",
         history="results/{name}__{arch}__{ts}/history.csv",
         metrics="results/{name}__{arch}__{ts}/metrics.json",

@@ -23,14 +23,20 @@ def batch_file(search):
     )
 
 
+def asked_batch(wildcards):
+    """The batch file of a TPE trial, which its stages read (ancient: a batch written again from its ledger
+    reruns nothing); nothing for any other run."""
+    search = run_document_of(wildcards).get("search")
+    return [ancient(batch_file(search))] if search and search.get("digest") else []
+
+
 def rung_below(wildcards):
     """A rung's inputs: the trial's record of the rung below, and that rung's promotion; for rung 0 of a TPE
-    trial, its batch file (ancient: a batch written again from its ledger retrains nothing).
+    trial, its batch file.
     """
     rung = int(wildcards.rung)
     if rung == 0:
-        search = run_document_of(wildcards)["search"]
-        return [ancient(batch_file(search))] if search.get("digest") else []
+        return asked_batch(wildcards)
     search = run_document_of(wildcards)["search"]["name"]
     return [
         f"{run_folder(wildcards)}/rungs/{rung - 1}.json",

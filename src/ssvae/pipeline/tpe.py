@@ -6,7 +6,9 @@ submitting machine: trials b·B to (b+1)·B - 1 (B = `search.batch`), told every
 No study is kept anywhere: the rule builds one in memory from the earlier batch files (each trial's parameters)
 and the trials' rung-0 records (its value of the metric: the whole training for `method: tpe`, the first rung
 for halving over TPE proposals; a trial that diverged is told as failed), in trial order, with a sampler seeded
-by the search's seed and the batch, and asks the batch's trials. The same files give the same proposals.
+by the search's seed and the batch, and asks the batch's trials: at random while no earlier trial has a value
+(the first batch, or one after trials that all failed), else proposed by TPE. The same files give the same
+proposals.
 
 Files under `results/.search/<search>/tpe/<digest>/` (the digest: the trained config without the asked values
 and the search's settings but `trials`, ssvae.config.search.tpe_digest):
@@ -125,7 +127,9 @@ def ask(search: dict, batch: int, told: list[tuple[int, dict, float | None]],
     space = search["space"]
     dists = distributions(space)
     mode = search_mod.METRICS[search["metric"]][1]
-    sampler = optuna.samplers.TPESampler(seed=batch_seed(search["seed"], batch), n_startup_trials=search["batch"])
+    # Random until one trial is told with a value: Optuna counts only completed trials toward its random start
+    # (failed ones teach TPE nothing), so a batch size's worth would leave a batch after diverged trials random.
+    sampler = optuna.samplers.TPESampler(seed=batch_seed(search["seed"], batch), n_startup_trials=1)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize", sampler=sampler)
     for _, params, value in sorted(told, key=lambda item: item[0]):
         if value is None:
@@ -216,8 +220,10 @@ def ask_job(results: str | Path, source: str | Path, name: str, digest: str, bat
             ledger[str(batch)] = document
             disk.write_json(ledger_path, ledger)
             failed = sum(v is None for _, _, v in told)
-            log(f"batch {batch}: asked trials {asked[0]['trial']}-{asked[-1]['trial']}, told {len(told)} trial(s)"
-                f" ({failed} failed)" + (f", {len(rejected)} asked value(s) rejected by the model" if rejected else ""))
+            how = "proposed by TPE" if failed < len(told) else "at random (no earlier trial has a value)"
+            log(f"batch {batch}: asked trials {asked[0]['trial']}-{asked[-1]['trial']} {how}, told {len(told)} "
+                f"trial(s) ({failed} failed)"
+                + (f", {len(rejected)} asked value(s) rejected by the model" if rejected else ""))
         for entry in document["trials"]:
             log(f"  trial {entry['trial']}: {entry['values']}")
     disk.write_json(out, document)
