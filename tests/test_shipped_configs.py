@@ -103,9 +103,9 @@ def test_the_digits_configs_cover_every_option():
 
 
 def test_the_default_list_shows_every_arch_code_part():
-    """The first command's runs (configs/*.yaml) show every part an arch code can name, each on a run that
-    beats its baseline (benchmarks/RESULTS.md); the conv options live in configs/extra/, too slow on a CPU to
-    learn within the demo's minute."""
+    """The first command's runs (configs/*.yaml) show every part an arch code can name (benchmarks/RESULTS.md,
+    "The demo", says which runs beat their baseline); the conv options live in configs/extra/, too slow on a CPU
+    to learn within the demo's two minutes."""
     default = [plan for path in sorted(CONFIGS.glob("*.yaml")) if not path.name.startswith("_")
                for plan in config.load_plans(path)]
     assert len(default) == 8 and all(plan.ok for plan in default)
