@@ -76,10 +76,15 @@ def run_config_document(plan: dict, run: dict, provenance: dict, trial: dict | N
     if run.get("search"):
         search = run["search"]
         document["search"] = {key: search[key] for key in ("name", "method", "proposals", "trial", "metric",
-                                                             "values", "rungs")} | (
-            {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
-        ) | (trial or {})
+                                                             "values", "rungs")} | asked_batch(search) | (
+            trial or {})
     return document
+
+
+def asked_batch(search: dict) -> dict:
+    """A TPE trial's batch and the search's batch size, as config.yaml and summary.json record them; {} for a
+    trial whose values were drawn."""
+    return {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
 
 
 def _planned_run(validated: str | Path, run_json: str | Path, run_dir: str | Path
@@ -302,8 +307,7 @@ def search_metadata(run: dict, train_doc: dict) -> dict | None:
     trial = train_doc.get("search") or {}
     final = train_doc.get("final") or {}
     keys = ("name", "trial", "trials", "method", "proposals", "metric", "column", "mode", "rungs", "eta", "values")
-    asked = {"batch": search["batch_index"], "batch_size": search["batch"]} if search.get("digest") else {}
-    return {key: search.get(key) for key in keys} | asked | {
+    return {key: search.get(key) for key in keys} | asked_batch(search) | {
         "rung": trial.get("rung", 0), "epochs_trained": trial.get("epochs_trained", train_doc.get("epochs_completed")),
         "value": final.get(search["column"]), "continued_from": trial.get("continued_from")}
 
