@@ -203,6 +203,20 @@ def test_a_halving_trial_between_rungs_waits_and_a_stopped_one_is_stopped(tmp_pa
     assert runstate.folder_state(trial)["status"] == "success"
 
 
+def test_the_plan_of_a_trial_between_rungs_says_waiting_or_stopped_never_interrupted(tmp_path):
+    trial = tmp_path / "results" / "hs-t000__std_head_plain__20250101_000000"
+    trial.mkdir(parents=True)
+    rung(trial, 0)
+    resume_file(trial, 1)
+    assert runstate.pending_stage(trial, {}) == (
+        "train", "rung 0 of 0-2 done (trained to epoch 1); waiting for the promotion")
+    promotion(tmp_path / "results", 0, [3])
+    assert runstate.pending_stage(trial, {}) == (
+        "train", "stopped after rung 0 at epoch 1: not promoted; its train job finishes it there")
+    (trial / "logs" / "train.log").write_text("finishing\n")  # its train job started and was killed
+    assert runstate.pending_stage(trial, {}) == ("train", "interrupted after epoch 1: resumes from it")
+
+
 def test_a_trial_that_reached_the_top_rung_waits_to_be_finished(tmp_path):
     trial = tmp_path / "results" / "hs-t003__std_head_plain__20250101_000000"
     trial.mkdir(parents=True)

@@ -291,6 +291,9 @@ def pending_stage(run_dir: str | Path, effective: dict, incomplete: set[str] | f
         failure = _failure(run_dir, "train")
         if failure:
             return "train", f"{failure['reason']}; tried again"
+        between = _between_rungs(run_dir)
+        if between:  # a halving trial between its jobs: its next job goes on from its checkpoint
+            return "train", between["reason"]
         epoch = saved_epoch(run_dir)
         if epoch is not None:
             return "train", f"interrupted after epoch {epoch}: resumes from it"
