@@ -129,7 +129,10 @@ def ask(search: dict, batch: int, told: list[tuple[int, dict, float | None]],
     mode = search_mod.METRICS[search["metric"]][1]
     # Random until one trial is told with a value: Optuna counts only completed trials toward its random start
     # (failed ones teach TPE nothing), so a batch size's worth would leave a batch after diverged trials random.
-    sampler = optuna.samplers.TPESampler(seed=batch_seed(search["seed"], batch), n_startup_trials=1)
+    # The trials of one batch are asked before any of them is told: the constant liar counts those asked and not
+    # yet told as the worst so far, so that a batch spreads out instead of asking the same point again and again.
+    sampler = optuna.samplers.TPESampler(seed=batch_seed(search["seed"], batch), n_startup_trials=1,
+                                         constant_liar=True)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize", sampler=sampler)
     for _, params, value in sorted(told, key=lambda item: item[0]):
         if value is None:
