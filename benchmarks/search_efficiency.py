@@ -18,7 +18,7 @@ table for several min_epochs, eta and metrics; `--replay FILE` prints it again f
 training. The replay of the schedule trained here must agree with the halving search trained here (checked).
 
     python benchmarks/search_efficiency.py --save search.json    # 27 trials, max_epochs 50
-    python benchmarks/search_efficiency.py --replay search.json  # the schedule table from a saved full search
+    python benchmarks/search_efficiency.py --replay s0.json s1.json  # the tables again, and one schedule over them
     python benchmarks/search_efficiency.py --trials 9 --max-epochs 15 --min-epochs 5   # a quick look
 """
 
@@ -125,6 +125,28 @@ def schedule_table(saved: dict, max_epochs: int) -> None:
                       f"{gap:+.1f} | {100 * spent / full_epochs:.0f} | {'met' if met else 'not met'} |")
 
 
+def over_searches(searches: dict[Path, dict], min_epochs: int, eta: int) -> None:
+    """One schedule over several saved full searches (other seeds): each one's gap and the mean, by metric."""
+    print(f"eta {eta}, min_epochs {min_epochs}, over {len(searches)} saved full searches:")
+    print()
+    print("| metric | search | full winner (test %) | halving winner (test %) | points behind | epochs % | goal |")
+    print("|---|---|---|---|---|---|---|")
+    for metric, mode in (("val_accuracy", "max"), ("val_objective", "min")):
+        gaps, shares = [], []
+        for path, document in searches.items():
+            saved, max_epochs = {int(t): r for t, r in document["trials"].items()}, document["max_epochs"]
+            best_full = winner({t: at_horizon(r, max_epochs)[1][metric] for t, r in saved.items()}, mode)
+            best, spent = replay(saved, halving.rung_epochs(min_epochs, eta, max_epochs), eta, metric, mode)
+            gaps.append(100 * (saved[best_full]["test"] - saved[best]["test"]))
+            shares.append(spent / sum(len(t["history"]) for t in saved.values()))
+            print(f"| {metric} | {path.name} | {best_full} ({100 * saved[best_full]['test']:.1f}) | {best} "
+                  f"({100 * saved[best]['test']:.1f}) | {gaps[-1]:+.1f} | {100 * shares[-1]:.0f} | "
+                  f"{'met' if gaps[-1] <= 1.0 and 3 * shares[-1] <= 1 else 'not met'} |")
+        mean_gap, mean_share = sum(gaps) / len(gaps), sum(shares) / len(shares)
+        print(f"| {metric} | mean | | | {mean_gap:+.2f} | {100 * mean_share:.0f} | "
+              f"{'met' if mean_gap <= 1.0 and 3 * mean_share <= 1 else 'not met'} |")
+
+
 def header(args: argparse.Namespace, rungs: list[int], mode: str) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
                             text=True, check=False).stdout.strip()
@@ -147,11 +169,18 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the full search (histories, test accuracies) here")
     parser.add_argument("--skip-halving", action="store_true",
                         help="train the full search only; the schedule table replays every halving search")
-    parser.add_argument("--replay", type=Path, help="print the schedule table from a saved full search; no training")
+    parser.add_argument("--replay", type=Path, nargs="+",
+                        help="the schedule tables of saved full searches, and the schedule of --min-epochs and --eta "
+                             "over them; no training")
     args = parser.parse_args()
     if args.replay:
-        saved = json.loads(args.replay.read_text())
-        schedule_table({int(t): r for t, r in saved["trials"].items()}, saved["max_epochs"])
+        searches = {path: json.loads(path.read_text()) for path in args.replay}
+        for path, saved in searches.items():
+            print(f"{path}:")
+            print()
+            schedule_table({int(t): r for t, r in saved["trials"].items()}, saved["max_epochs"])
+            print()
+        over_searches(searches, args.min_epochs, args.eta)
         return
 
     with tempfile.TemporaryDirectory() as scratch:
