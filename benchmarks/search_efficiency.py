@@ -104,25 +104,42 @@ def replay(saved: dict, rungs: list[int], eta: int, column: str, mode: str) -> t
     return winner(values, mode), sum(reached.values())
 
 
+METRICS = (("val_accuracy", "max"), ("val_objective", "min"))
+
+
+def meets_goal(gap: float, share: float) -> bool:
+    """The benchmark's goal: within 1 point of the full search's winner, with at most a third of its epochs."""
+    return gap <= 1.0 and 3 * share <= 1
+
+
+def against_full(saved: dict, max_epochs: int, min_epochs: int, eta: int, metric: str, mode: str
+                 ) -> tuple[int, int, float, float]:
+    """(full winner, halving winner, points behind, share of the full search's epochs) of one replayed schedule."""
+    best_full = winner({t: at_horizon(r, max_epochs)[1][metric] for t, r in saved.items()}, mode)
+    best, spent = replay(saved, halving.rung_epochs(min_epochs, eta, max_epochs), eta, metric, mode)
+    gap = 100 * (saved[best_full]["test"] - saved[best]["test"])
+    return best_full, best, gap, spent / sum(len(t["history"]) for t in saved.values())
+
+
+def pair(saved: dict, best_full: int, best: int) -> str:
+    return f"{best_full} ({100 * saved[best_full]['test']:.1f}) | {best} ({100 * saved[best]['test']:.1f})"
+
+
 def schedule_table(saved: dict, max_epochs: int) -> None:
     """Every halving schedule's winner against the full search's, by metric: the goal met or not, for each."""
     print("| metric | eta | min_epochs | rungs | full winner (test %) | halving winner (test %) | points behind "
           "| epochs % | goal |")
     print("|---|---|---|---|---|---|---|---|---|")
-    full_epochs = sum(len(t["history"]) for t in saved.values())
-    for metric, mode in (("val_accuracy", "max"), ("val_objective", "min")):
-        best_full = winner({t: at_horizon(r, max_epochs)[1][metric] for t, r in saved.items()}, mode)
+    for metric, mode in METRICS:
         for eta in (2, 3, 4):
             for min_epochs in (1, 2, 3, 5, 7, 10):
                 rungs = halving.rung_epochs(min_epochs, eta, max_epochs)
                 if len(rungs) < 2:
                     continue
-                best, spent = replay(saved, rungs, eta, metric, mode)
-                gap = 100 * (saved[best_full]["test"] - saved[best]["test"])
-                met = gap <= 1.0 and 3 * spent <= full_epochs
-                print(f"| {metric} | {eta} | {min_epochs} | {', '.join(map(str, rungs))} | {best_full} "
-                      f"({100 * saved[best_full]['test']:.1f}) | {best} ({100 * saved[best]['test']:.1f}) | "
-                      f"{gap:+.1f} | {100 * spent / full_epochs:.0f} | {'met' if met else 'not met'} |")
+                best_full, best, gap, share = against_full(saved, max_epochs, min_epochs, eta, metric, mode)
+                print(f"| {metric} | {eta} | {min_epochs} | {', '.join(map(str, rungs))} | "
+                      f"{pair(saved, best_full, best)} | {gap:+.1f} | {100 * share:.0f} | "
+                      f"{'met' if meets_goal(gap, share) else 'not met'} |")
 
 
 def over_searches(searches: dict[Path, dict], min_epochs: int, eta: int) -> None:
@@ -131,20 +148,18 @@ def over_searches(searches: dict[Path, dict], min_epochs: int, eta: int) -> None
     print()
     print("| metric | search | full winner (test %) | halving winner (test %) | points behind | epochs % | goal |")
     print("|---|---|---|---|---|---|---|")
-    for metric, mode in (("val_accuracy", "max"), ("val_objective", "min")):
+    for metric, mode in METRICS:
         gaps, shares = [], []
         for path, document in searches.items():
-            saved, max_epochs = {int(t): r for t, r in document["trials"].items()}, document["max_epochs"]
-            best_full = winner({t: at_horizon(r, max_epochs)[1][metric] for t, r in saved.items()}, mode)
-            best, spent = replay(saved, halving.rung_epochs(min_epochs, eta, max_epochs), eta, metric, mode)
-            gaps.append(100 * (saved[best_full]["test"] - saved[best]["test"]))
-            shares.append(spent / sum(len(t["history"]) for t in saved.values()))
-            print(f"| {metric} | {path.name} | {best_full} ({100 * saved[best_full]['test']:.1f}) | {best} "
-                  f"({100 * saved[best]['test']:.1f}) | {gaps[-1]:+.1f} | {100 * shares[-1]:.0f} | "
-                  f"{'met' if gaps[-1] <= 1.0 and 3 * shares[-1] <= 1 else 'not met'} |")
+            saved = {int(t): r for t, r in document["trials"].items()}
+            best_full, best, gap, share = against_full(saved, document["max_epochs"], min_epochs, eta, metric, mode)
+            gaps.append(gap)
+            shares.append(share)
+            print(f"| {metric} | {path.name} | {pair(saved, best_full, best)} | {gap:+.1f} | {100 * share:.0f} | "
+                  f"{'met' if meets_goal(gap, share) else 'not met'} |")
         mean_gap, mean_share = sum(gaps) / len(gaps), sum(shares) / len(shares)
         print(f"| {metric} | mean | | | {mean_gap:+.2f} | {100 * mean_share:.0f} | "
-              f"{'met' if mean_gap <= 1.0 and 3 * mean_share <= 1 else 'not met'} |")
+              f"{'met' if meets_goal(mean_gap, mean_share) else 'not met'} |")
 
 
 def header(args: argparse.Namespace, rungs: list[int], mode: str) -> None:
@@ -257,7 +272,7 @@ def main() -> None:
     print(f"halving winner vs full winner: {gap:+.1f} points behind; epochs {halving_epochs / full_epochs:.0%} of "
           f"the full search's; wall time {halving_seconds / full_seconds:.0%}")
     print(f"goal (within 1 point, at most 1/3 of the epochs): "
-          f"{'met' if gap <= 1.0 and 3 * halving_epochs <= full_epochs else 'NOT met'}")
+          f"{'met' if meets_goal(gap, halving_epochs / full_epochs) else 'NOT met'}")
     replayed = replay(full, rungs, args.eta, column, mode)
     if replayed != (best_halving, halving_epochs):
         raise SystemExit(f"the replay of rungs {rungs} chose trial {replayed[0]} with {replayed[1]} epochs; the "
