@@ -250,3 +250,37 @@ def test_ssvae_runs_and_watch_show_trials_between_rungs(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "ssvae.cli", "runs", "--results", str(results), "--status",
                             "stopped", "--json"], capture_output=True, text=True, check=True).stdout
     assert [r["run_id"] for r in json.loads(shown)] == [stopped.name]
+
+
+def planned_trial(results, trial, name="hs"):
+    """results/.plan/<key>/run.json of trial `trial` of halving search `name` (rungs of 1, 3 and 9 epochs)."""
+    run_id = f"{name}-t{trial:03d}__std_head_plain__20250101_000000"
+    search = {"name": name, "trial": trial, "method": "halving", "proposals": "random", "trials": 3,
+              "metric": "val_accuracy", "column": "val_accuracy", "mode": "max", "rungs": [1, 3, 9], "eta": 3,
+              "values": {"model.latent_dim": 2 + trial}}
+    disk.write_json(results / ".plan" / f"{name}{trial}" / "run.json",
+                    {"ok": True, "run_id": run_id, "name": f"{name}-t{trial:03d}", "search": search})
+    return results / run_id
+
+
+def test_ssvae_runs_search_lists_a_search_while_it_runs(tmp_path):
+    """Between rungs no trial has a summary.json yet: `ssvae runs --search` still lists every trial (planned ones
+    too), with the rung each finished and its metric there, the trial leading so far and the epochs spent."""
+    results = tmp_path / "results"
+    waiting, stopped, planned = (planned_trial(results, trial) for trial in range(3))
+    for trial, (folder, value) in enumerate([(waiting, 0.6), (stopped, 0.4)]):
+        folder.mkdir(parents=True)
+        rung(folder, 0, trial=trial, value=value)
+        resume_file(folder, 1)
+    promotion(results, 0, [0])
+    ssvae = [sys.executable, "-m", "ssvae.cli", "runs", "--results", str(results), "--search", "hs"]
+    listed = json.loads(subprocess.run([*ssvae, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert [(r["trial"], r["status"], r["rung"], r["epochs_trained"], r["search_value"], r["search_finished"])
+            for r in listed] == [(0, "waiting", 0, 1, 0.6, False), (1, "stopped", 0, 1, 0.4, False),
+                                 (2, "planned", 0, None, None, False)]
+    table = subprocess.run(ssvae, capture_output=True, text=True, check=True).stdout
+    assert "rung (epochs)  val_accuracy" in table and f"{waiting.name}  waiting" in table
+    assert "in progress: 0 of 3 trial(s) finished" in table
+    assert f"leading so far: trial 0 ({waiting.name}), val_accuracy 0.6000 at rung 0" in table
+    assert "epochs trained so far: 2 of 27 for every trial trained to 9 epochs" in table
+    assert planned.name in table and "no runs" not in table

@@ -69,6 +69,10 @@ def test_a_killed_search_continues_the_same_trials_and_trains_nothing_twice(tmp_
     assert {t: s for t, s in states.items() if t not in decided["promoted"]} == {
         t: "stopped" for t in range(3) if t not in decided["promoted"]}, listed
     assert states[decided["promoted"][0]] in ("waiting", "interrupted"), listed
+    assert {r["search"] for r in listed} == {"hs"} and all(r["search_finished"] is False for r in listed), listed
+    shown = subprocess.run([SSVAE, "runs", "--search", "hs"], cwd=workspace, capture_output=True, text=True,
+                           check=True).stdout
+    assert "in progress: 0 of 3 trial(s) finished" in shown and all(f"hs-t00{t}" in shown for t in range(3))
 
     snakemake(workspace, "--unlock")
     resumed = snakemake(workspace)

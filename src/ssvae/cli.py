@@ -9,6 +9,7 @@ import datetime as dt
 import fnmatch
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -247,7 +248,7 @@ LISTED = ("run_id", "name", "arch", "ts", "status", "superseded_by", "reason", "
           "group", "sweep", "seed", "data_seed", "split", "n", "accuracy", "accuracy_se", "baseline_accuracy", "gain",
           "gain_se", "elbo", "likelihood", "k_eff", "best_epoch", "epochs_completed", "stopped_early",
           "training_time_sec", "warnings", "path", "progress", "search", "trial", "rung", "epochs_trained",
-          "search_value")
+          "search_value", "search_finished")
 
 
 STATUS_FILTERS = (*runstate.STATUSES, "superseded")
@@ -257,12 +258,17 @@ NOTED = ("training", "interrupted", "waiting", "stopped", "failed", "stale", "un
 
 def _not_started(results: Path, rows: list[dict]) -> list[dict]:
     """The runs the latest plans name that have no folder yet: `planned`, never started."""
+    from ssvae.results import compare
+
     listed = {r["run_id"] for r in rows}
     missing = []
-    for run_id in sorted(set(runs.planned_run_ids(results).values()) - listed):
-        parsed = naming.RunId.parse(run_id)
-        missing.append({"run_id": run_id, "name": parsed.name, "arch": parsed.arch, "ts": parsed.ts,
-                        "status": "planned", "reason": "not started yet", "path": str(results / run_id)})
+    for run in sorted(runs.planned_runs(results).values(), key=lambda run: run["run_id"]):
+        if run["run_id"] in listed:
+            continue
+        parsed = naming.RunId.parse(run["run_id"])
+        missing.append({"run_id": run["run_id"], "name": parsed.name, "arch": parsed.arch, "ts": parsed.ts,
+                        "status": "planned", "reason": "not started yet", "path": str(results / run["run_id"]),
+                        **compare.pending_search_columns(results / run["run_id"], run)})
     return missing
 
 
@@ -309,6 +315,9 @@ def _runs(args) -> int:
         _out(f"no runs under {args.results}" + (" matching the filters" if filtered else ""))
     else:
         header = ("run id", "status", "acc %", "± SE", "baseline %", "gain (points)", "warnings", "date")
+        if args.search:
+            metric = (rows[0].get("search_info") or {}).get("metric") or "metric"
+            header = (*header[:2], "rung (epochs)", metric, *header[2:])
         table = []
         for r in rows:
             status = r["status"] + (" (superseded)" if r.get("superseded_by") else "")
@@ -317,7 +326,13 @@ def _runs(args) -> int:
             warnings = ",".join(r.get("warnings") or [])
             if r.get("other_warnings"):
                 warnings += ("," if warnings else "") + f"+{r['other_warnings']} more"
-            table.append((r["run_id"], status,
+            searched = ()
+            if args.search:
+                epochs = "" if r.get("epochs_trained") is None else f" ({r['epochs_trained']})"
+                value = r.get("search_value")
+                searched = (f"{r.get('rung') or 0}{epochs}",
+                            "-" if value is None or not math.isfinite(value) else f"{value:.4f}")
+            table.append((r["run_id"], status, *searched,
                           "-" if r.get("accuracy") is None else f"{100 * r['accuracy']:.1f}",
                           "-" if r.get("accuracy_se") is None else f"{100 * r['accuracy_se']:.1f}",
                           "-" if r.get("baseline_accuracy") is None else f"{100 * r['baseline_accuracy']:.1f}",
@@ -331,11 +346,15 @@ def _runs(args) -> int:
 
         summary = searches.summarise(rows)
         winner = summary["winner"]
+        pending = sum(1 for r in rows if r.get("search_finished") is False)
+        if pending:
+            _out(f"in progress: {len(rows) - pending} of {len(rows)} trial(s) finished")
         if winner is not None:
-            _out(f"winner: trial {winner['trial']} ({winner['run_id']}), {summary['metric']} "
-                 f"{winner['search_value']:.4f}")
-        _out(f"epochs trained: {summary['epochs_spent']:,} of {summary['epochs_full']:,} for every trial trained "
-             f"to {summary['rungs'][-1]} epochs")
+            _out(f"{'leading so far' if pending else 'winner'}: trial {winner['trial']} ({winner['run_id']}), "
+                 f"{summary['metric']} {winner['search_value']:.4f}" + (f" at rung {winner['rung'] or 0}"
+                                                                         if pending else ""))
+        _out(f"epochs trained{' so far' if pending else ''}: {summary['epochs_spent']:,} of "
+             f"{summary['epochs_full']:,} for every trial trained to {summary['rungs'][-1]} epochs")
     blocks = {"/".join(block_of(r)[:2]) for r in rows if r.get("accuracy") is not None}
     if args.sort in RANKED_WITHIN_BLOCKS and len(blocks) > 1:
         _out(f"(ranked within each dataset and test split: {', '.join(sorted(blocks))}; accuracies on different "

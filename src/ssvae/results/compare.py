@@ -39,7 +39,7 @@ import numpy as np
 from ssvae import disk, document, text
 from ssvae.config.types import MIXTURE_PRIORS
 from ssvae.document import format_value
-from ssvae.results import comparison_page, diagnostics, relevance, runs, searches
+from ssvae.results import comparison_page, diagnostics, halving, relevance, runs, runstate, searches
 from ssvae.results import summary as summary_mod
 
 # metric -> (row column, higher is better, column title)
@@ -140,19 +140,52 @@ def summary_row(base: dict, summary: dict) -> dict:
     }
 
 
-def search_columns(search: dict | None) -> dict:
-    """A search trial's columns: its search, trial, rung reached, epochs its own training ran, metric value."""
+def search_columns(search: dict | None, finished: bool = True) -> dict:
+    """A search trial's columns: its search, trial, rung reached, epochs its own training ran, metric value, and
+    whether it is finished (summary.json written) or still on its way (`pending_search_columns`)."""
     if not search:
         return {"search": None, "trial": None, "rung": None, "epochs_trained": None, "search_value": None,
-                "search_info": None}
+                "search_info": None, "search_finished": None}
     return {"search": search.get("name"), "trial": search.get("trial"), "rung": search.get("rung"),
             "epochs_trained": search.get("epochs_trained"), "search_value": search.get("value"),
-            "search_info": search}
+            "search_info": search, "search_finished": finished}
 
 
-def _bare_row(base: dict) -> dict:
+def _bare_row(base: dict, planned: dict | None = None) -> dict:
+    """The row of a run without a readable summary.json: its name, state and, for a search trial, what its plan
+    and its rung records say (`pending_search_columns`); no metrics."""
     kept = ("run_id", "name", "arch", "ts", "status", "reason", "log", "epoch")
-    return {key: None for key in COLUMNS} | {k: base.get(k) for k in kept} | {"warnings": [], "config": {}}
+    return ({key: None for key in COLUMNS} | {k: base.get(k) for k in kept} | {"warnings": [], "config": {}}
+            | pending_search_columns(Path(base["path"]), planned))
+
+
+def pending_search_columns(run_dir: Path, run: dict | None) -> dict:
+    """The search columns of a trial that has no summary.json yet (training, between rungs, planned): the search
+    as the plan's run.json names it, the values its config.yaml records once it started (a TPE trial's are asked
+    then), and its last finished rung with the metric there (rungs/<r>.json); {} for a run outside a search."""
+    search = (run or {}).get("search") if (run or {}).get("run_id") == run_dir.name else None
+    if not isinstance(search, dict) or not isinstance(search.get("name"), str):
+        return {}
+    recorded = _recorded_search(run_dir)
+    info = {**search, "values": recorded.get("values") or search.get("values") or {}}
+    records = runstate.rung_records(run_dir)
+    trained = [r for r in records if r.get("status") == halving.TRAINED]
+    epochs = [r["epochs_completed"] for r in records if isinstance(r.get("epochs_completed"), int)]
+    return search_columns({**info, "rung": trained[-1]["rung"] if trained else 0,
+                           "epochs_trained": max(epochs) if epochs else None,
+                           "value": trained[-1].get("value") if trained else None}, finished=False)
+
+
+def _recorded_search(run_dir: Path) -> dict:
+    """config.yaml's `search` section, {} where there is none or it cannot be read."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(disk.read_regular(run_dir / "config.yaml"))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):
+        return {}
+    search = document.get("search") if isinstance(document, dict) else None
+    return search if isinstance(search, dict) else {}
 
 
 def mark_superseded(rows: list[dict], planned: dict[str, str]) -> None:
@@ -173,12 +206,13 @@ def run_rows(results_dir: str | Path, warn: Callable[[str], None] | None = None)
     (None) and the stage reached (planned, training, trained, evaluated, failed, unreadable, stale) otherwise;
     `superseded_by` set on replaced runs. Sorted by arch code, then run id."""
     rows = []
+    planned = runs.planned_runs(results_dir)
     for base in runs.list_runs(results_dir, warn=warn):
-        row = summary_row(base, base["summary"]) if "summary" in base else _bare_row(base)
+        row = summary_row(base, base["summary"]) if "summary" in base else _bare_row(base, planned.get(base["name"]))
         row["path"] = base["path"]
         row["progress"] = base.get("progress")
         rows.append(row)
-    mark_superseded(rows, runs.planned_run_ids(results_dir))
+    mark_superseded(rows, {name: run["run_id"] for name, run in planned.items()})
     return sorted(rows, key=lambda r: (r["arch"], r["run_id"]))
 
 

@@ -218,8 +218,8 @@ def list_runs(results: str | Path, warn: Callable[[str], None] | None = None) ->
     return rows
 
 
-def planned_run_ids(results: str | Path) -> dict[str, str]:
-    """name -> run id that the latest plan of each config (results/.plan/<key>/run.json) points to."""
+def planned_runs(results: str | Path) -> dict[str, dict]:
+    """name -> the run document (results/.plan/<key>/run.json) that the latest plan of each config points to."""
     planned = {}
     for path in sorted(Path(results).glob(".plan/*/run.json")):
         run, _ = read_json_or_reason(path)
@@ -228,8 +228,13 @@ def planned_run_ids(results: str | Path) -> dict[str, str]:
                 parsed = naming.RunId.parse(run["run_id"])
             except naming.NamingError:
                 continue
-            planned[parsed.name] = run["run_id"]
+            planned[parsed.name] = run
     return planned
+
+
+def planned_run_ids(results: str | Path) -> dict[str, str]:
+    """name -> run id that the latest plan of each config (results/.plan/<key>/run.json) points to."""
+    return {name: run["run_id"] for name, run in planned_runs(results).items()}
 
 
 def recorded_timestamp(results: str | Path, name: str, identity: str) -> str | None:

@@ -177,7 +177,7 @@ def folder_state(run_dir: str | Path) -> dict:
     return {"status": "trained"}
 
 
-def _rung_records(run_dir: Path) -> list[dict]:
+def rung_records(run_dir: Path) -> list[dict]:
     """The readable rungs/<r>.json records of a halving trial, by rung."""
     records = []
     for path in (run_dir / "rungs").glob("*.json"):
@@ -201,7 +201,7 @@ def _between_rungs(run_dir: Path) -> dict | None:
     """The state of a halving trial between its jobs (see the module docstring), from its rung records, its logs,
     its resume checkpoint and the promotion of its last rung; None when it is not between jobs: it has no rung
     record, or a job that trains it started after its last rung record and did not finish (interrupted)."""
-    records = _rung_records(run_dir)
+    records = rung_records(run_dir)
     if not records or (run_dir / stage_log("train")).exists():
         return None  # no rung finished yet, or its train job started (and did not finish: no train outputs)
     last = records[-1]
