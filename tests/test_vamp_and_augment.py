@@ -8,6 +8,7 @@ from scipy import stats
 from scipy.special import softmax
 
 from ssvae import config
+from ssvae.model import priors
 from ssvae.model.rng import run_keys
 from ssvae.model.vae import build_model, init_params
 from ssvae.training import augment, step
@@ -55,6 +56,31 @@ def test_the_tau_loss_moves_the_pseudo_inputs():
 
     grads = jax.grad(classification)(program.layout.unflatten(state.params))
     assert float(jnp.abs(grads["pseudo"]["pseudo_inputs"]).max()) > 0
+
+
+def test_tau_starts_on_the_class_each_pseudo_input_resembles():
+    """Pseudo-inputs that are (noisy) copies of labeled images of classes 2, 0, 1, 2 get τ's initial counts on
+    those classes, not on k mod C = 0, 1, 2, 0; a balanced matching gives no class more than ceil(K/C) of them."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.random((3, H, W)).astype(np.float32)
+    x_labeled = np.concatenate([prototypes + 0.01 * rng.standard_normal((3, H, W)) for _ in range(2)])
+    y_labeled = np.array([0, 1, 2, 0, 1, 2])
+    pseudo = prototypes[[2, 0, 1, 2]] + 0.05 * rng.standard_normal((4, H, W)).astype(np.float32)
+    np.testing.assert_array_equal(priors.vamp_class_assignment(pseudo, x_labeled, y_labeled, 3), [2, 0, 1, 2])
+    crowded = prototypes[[0, 0, 0, 0]]  # all four look like class 0: at most two may have it
+    assert np.bincount(priors.vamp_class_assignment(crowded, x_labeled, y_labeled, 3), minlength=3).max() == 2
+
+    cfg = vamp_config(tau_init_counts=10.0, vamp_pseudo_init_method="random")
+    program = step.TrainProgram(cfg, len(x_labeled))
+    state = program.init_state(run_keys(0)["init"], x_labeled, (x_labeled, y_labeled))
+    pseudo_inputs = np.asarray(program.layout.unflatten(state.params)["pseudo"]["pseudo_inputs"])
+    expected = priors.vamp_class_assignment(pseudo_inputs, x_labeled, y_labeled, 3)
+    np.testing.assert_array_equal(np.asarray(state.tau_counts).argmax(axis=1), expected)
+    # the random pseudo-inputs are labeled images themselves: each sits on its own image's class
+    nearest = [y_labeled[np.abs(x_labeled - u).sum(axis=(1, 2)).argmin()] for u in pseudo_inputs]
+    np.testing.assert_array_equal(expected, nearest)
+    unlabeled = program.init_state(run_keys(0)["init"], x_labeled)  # no labels given: k mod C as before
+    np.testing.assert_array_equal(np.asarray(unlabeled.tau_counts).argmax(axis=1), [0, 1, 2, 0])
 
 
 def test_random_shift_translates_each_image_within_the_range_with_zero_fill():

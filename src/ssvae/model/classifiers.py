@@ -48,12 +48,16 @@ def head_nll(class_logits, y):
 
 # τ-classifier -----------------------------------------------------------------------------------
 
-def tau_init_counts(num_components: int, num_classes: int, alpha: float, assigned: float = 0.0):
+def tau_init_counts(num_components: int, num_classes: int, alpha: float, assigned: float = 0.0,
+                    assignment=None):
     """Soft counts s ∈ ℝ^{K×C}, every entry initialised to α₀ = tau_smoothing_alpha, plus `assigned`
-    (tau_init_counts) on the fixed assignment of component k to class k mod C."""
+    (tau_init_counts) on the assignment of component k to class `assignment[k]` (default k mod C: the components
+    of a mixture or geometric prior are interchangeable at initialisation)."""
     counts = jnp.full((num_components, num_classes), alpha, jnp.float32)
     if assigned:
-        counts = counts + assigned * jax.nn.one_hot(jnp.arange(num_components) % num_classes, num_classes)
+        if assignment is None:
+            assignment = jnp.arange(num_components) % num_classes
+        counts = counts + assigned * jax.nn.one_hot(jnp.asarray(assignment), num_classes)
     return counts
 
 

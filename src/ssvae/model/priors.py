@@ -151,6 +151,34 @@ def vamp_init_pseudo_inputs(x_train: np.ndarray, num_components: int, method: st
     return centres.reshape(num_components, *x_train.shape[1:]).astype(np.float32)
 
 
+def vamp_class_assignment(pseudo_inputs: np.ndarray, x_labeled: np.ndarray, y_labeled: np.ndarray,
+                          num_classes: int) -> np.ndarray:
+    """The class each pseudo-input stands for at initialisation, [K] ints: a balanced matching (each class at most
+    ceil(K/C) times; scipy's linear_sum_assignment) of the pseudo-inputs to the classes that minimises the summed
+    pixel distance from each pseudo-input to the mean labeled image of its class. A class without labeled images
+    is matched last. The τ-classifier's initial counts sit on this assignment, so that component k's pseudo-input
+    already looks like the class that τ gives it (with the k mod C assignment of interchangeable mixture components,
+    a k-means centre of a 3 would start as the component of whichever class k mod C names)."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = len(pseudo_inputs)
+    flat = np.asarray(pseudo_inputs, np.float64).reshape(k, -1)
+    x = np.asarray(x_labeled, np.float64).reshape(len(x_labeled), -1)
+    y = np.asarray(y_labeled)
+    cost = np.empty((k, num_classes))
+    for c in range(num_classes):
+        members = x[y == c]
+        cost[:, c] = (np.linalg.norm(flat - members.mean(axis=0), axis=1) if len(members)
+                      else np.inf)
+    finite = np.isfinite(cost)
+    cost[~finite] = (cost[finite].max() + 1.0) * 10.0 if finite.any() else 1.0
+    slots = -(-k // num_classes)
+    rows, cols = linear_sum_assignment(np.tile(cost, (1, slots)))
+    assignment = np.empty(k, np.int32)
+    assignment[rows] = cols % num_classes
+    return assignment
+
+
 def vamp_log_responsibilities(z, log_pi, pseudo_mu, pseudo_logvar):
     """VampPrior responsibilities in log space: log r_k = log softmax_k(log π_k + log q(z|u_k)), z [B, D]."""
     log_components = gaussian_log_density(z[:, None, :], pseudo_mu[None], pseudo_logvar[None])  # [B, K]

@@ -194,7 +194,8 @@ def fit(experiment: Experiment, splits: Splits, run_dir: str | Path, *, resume_t
     num_train = program.num_train
 
     with clock.timing():
-        state = program.init_state(run.keys["init"], splits.x_train)
+        state = program.init_state(run.keys["init"], splits.x_train,
+                                   (splits.x_train[splits.labeled], splits.y_train[splits.labeled]))
     best = {"params": state.params, "tau_counts": state.tau_counts}
     stopper = EarlyStopping.for_config(cfg.monitor_metric, cfg.patience, cfg.max_epochs, cfg.num_classes,
                                          cfg.classifier_reads_z)

@@ -71,17 +71,25 @@ class TrainProgram:
         self.use_tau = cfg.use_tau_classifier
 
     # state ---------------------------------------------------------------------------------------
-    def init_state(self, init_key, x_train: np.ndarray) -> TrainState:
-        """Initial parameters (model.init_params), their optimizer state and the initial τ counts."""
-        params = jax.tree_util.tree_map(np.asarray, jax.device_get(init_params(self.cfg, init_key, x_train)))
+    def init_state(self, init_key, x_train: np.ndarray, labeled: tuple[np.ndarray, np.ndarray] | None = None
+                   ) -> TrainState:
+        """Initial parameters (model.init_params), their optimizer state and the initial τ counts.
+
+        `labeled` (images, labels): with a VampPrior, τ's initial counts sit on the class each pseudo-input
+        resembles (priors.vamp_class_assignment) rather than on k mod C."""
+        cfg = self.cfg
+        params = jax.tree_util.tree_map(np.asarray, jax.device_get(init_params(cfg, init_key, x_train)))
+        assignment = None
+        if self.use_tau and cfg.is_vamp and cfg.tau_init_counts and labeled is not None:
+            assignment = priors.vamp_class_assignment(params["pseudo"]["pseudo_inputs"], *labeled, cfg.num_classes)
         groups = self.layout.flatten(params)
-        opt_state, counts = jax.jit(self._init_optimizer_and_counts)(groups)
+        opt_state, counts = jax.jit(self._init_optimizer_and_counts)(groups, assignment)
         return TrainState(params=jax.device_put(groups), opt_state=opt_state, tau_counts=counts)
 
-    def _init_optimizer_and_counts(self, groups):
+    def _init_optimizer_and_counts(self, groups, assignment=None):
         cfg = self.cfg
         counts = (classifiers.tau_init_counts(cfg.num_components, cfg.num_classes, cfg.tau_smoothing_alpha,
-                                              cfg.tau_init_counts)
+                                              cfg.tau_init_counts, assignment)
                   if self.use_tau else jnp.zeros((0, 0), jnp.float32))
         return self.optimizer.init(groups), counts
 
