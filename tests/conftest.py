@@ -19,6 +19,21 @@ def write_config(tmp_path):
     return write
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_jax_cache(tmp_path_factory):
+    """The compilation cache that every `snakemake` of the tests' workspaces uses (workflow_helpers.snakemake_cmd),
+    unless a test names its own `jax_cache`: each architecture of the tiny configs compiles once a session. Cached
+    programs are keyed by the program itself, so a hit runs exactly what a fresh compile would."""
+    import os
+
+    from workflow_helpers import SHARED_JAX_CACHE_ENV
+
+    path = tmp_path_factory.mktemp("shared-jax-cache")
+    os.environ[SHARED_JAX_CACHE_ENV] = str(path)
+    yield path
+    os.environ.pop(SHARED_JAX_CACHE_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
     """A real summary.json (from a run of the synthetic model) that the comparison and CLI tests copy and vary."""

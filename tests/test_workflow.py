@@ -39,7 +39,7 @@ TRAINING_STAGES = {"train", "evaluate", "report"}
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     workspace = make_workspace(tmp_path_factory.mktemp("base"), {"alpha.yaml": ALPHA, "beta.yaml": BETA})
-    first = snakemake(workspace)
+    first = snakemake(workspace, config={"jax_cache": "auto"})  # the default place: results/.jax_cache
     return workspace, first
 
 
@@ -64,6 +64,7 @@ def edit_config(workspace, name, change):
 def test_first_run_makes_complete_self_documenting_folders(base):
     workspace, first = base
     assert first.ran("train") == 2 and first.ran("evaluate") == 2 and first.ran("report") == 2
+    assert any((workspace / "results" / ".jax_cache").glob("*.xla"))  # jax_cache: auto compiles into results/
     folders = run_folders(workspace)
     assert [f.name.split("__")[:2] for f in folders] == [["alpha", "std_head_plain"], ["beta", "mix10_tau_film"]]
     for folder in folders:

@@ -55,6 +55,11 @@ class Result:
 WORKFLOW_FILES = ["Snakefile", "workflow", "scripts", "src", "envs", "profiles"]
 
 
+# Set by conftest.py for the whole test session: one compilation cache for every workspace, as one user's runs
+# share theirs, so that each tiny architecture compiles once a session instead of once a test.
+SHARED_JAX_CACHE_ENV = "SSVAE_TEST_JAX_CACHE"
+
+
 def make_workspace(dst: Path, configs: dict[str, str]) -> Path:
     """A checkout-like folder: the workflow, its scripts and library, and the given configs/*.yaml."""
     dst.mkdir(parents=True, exist_ok=True)
@@ -75,8 +80,12 @@ def make_workspace(dst: Path, configs: dict[str, str]) -> Path:
 
 def snakemake_cmd(workdir: Path, *args: str, experiments: list[str] | None = None,
                   config: dict[str, str] | None = None) -> list[str]:
+    """The command line; the jobs compile into the test session's shared cache (conftest.shared_jax_cache) unless
+    `config` names a `jax_cache` of its own."""
     cmd = [SNAKEMAKE, "--cores", "2"]
     settings = dict(config or {})
+    if "jax_cache" not in settings and os.environ.get(SHARED_JAX_CACHE_ENV):
+        settings["jax_cache"] = os.environ[SHARED_JAX_CACHE_ENV]
     if experiments is not None:
         settings["experiments"] = "[" + ",".join(experiments) + "]"
     if settings:
