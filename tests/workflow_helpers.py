@@ -82,15 +82,15 @@ def snakemake_cmd(workdir: Path, *args: str, experiments: list[str] | None = Non
                   config: dict[str, str] | None = None) -> list[str]:
     """The command line; the jobs compile into the test session's shared cache (conftest.shared_jax_cache) unless
     `config` names a `jax_cache` of its own."""
-    cmd = [SNAKEMAKE, "--cores", "2"]
     settings = dict(config or {})
     if "jax_cache" not in settings and os.environ.get(SHARED_JAX_CACHE_ENV):
         settings["jax_cache"] = os.environ[SHARED_JAX_CACHE_ENV]
     if experiments is not None:
         settings["experiments"] = "[" + ",".join(experiments) + "]"
-    if settings:
+    cmd = [SNAKEMAKE, "--cores", "2", *args]
+    if settings:  # last: --config takes every word after it, targets included
         cmd += ["--config", *[f"{k}={v}" for k, v in settings.items()]]
-    return cmd + list(args)
+    return cmd
 
 
 def snakemake_env() -> dict:
