@@ -60,6 +60,7 @@ def trained_workspace(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The cluster tier runs last: it installs SLURM's client tools, and while they are installed without a
-    running controller every local `snakemake` waits ~10 s for them (tests/cluster/ purges them at the end)."""
+    """The cluster tier runs last (with pytest-xdist: last on its worker): it installs SLURM's client tools, and
+    while they are installed without a running controller every local `snakemake` waits ~10 s for them
+    (tests/cluster/ purges them at the end)."""
     items.sort(key=lambda item: item.get_closest_marker("cluster") is not None)
