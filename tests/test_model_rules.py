@@ -98,6 +98,19 @@ def test_defaults_that_depend_on_other_keys_resolve(write_config):
     assert (eff["data"]["augment_shift"], model["tau_init_counts"], model["labeled_batch_size"]) == (0, 0, 0)
 
 
+@pytest.mark.parametrize(("text", "shift", "consistency"), [
+    ("data: {dataset: mnist5k}", 2, 10.0),                                   # shifted by default: on
+    ("data: {dataset: digits}", 0, 0.0),                                     # not shifted: off (it could not act)
+    ("data: {dataset: digits, augment_shift: 1}", 1, 10.0),                  # shifts asked for: on
+    ("data: {dataset: mnist5k, augment_shift: 0}", 0, 0.0),                  # shifts turned off: off
+    ("data: {dataset: mnist5k}\nmodel: {consistency_weight: 0}", 2, 0.0),   # an explicit weight wins
+    ("data: {dataset: mnist5k}\nmodel: {consistency_weight: 3}", 2, 3.0),
+])
+def test_consistency_is_on_by_default_exactly_where_the_images_are_shifted(write_config, text, shift, consistency):
+    eff = plan_of(write_config, text).effective
+    assert (eff["data"]["augment_shift"], eff["model"]["consistency_weight"]) == (shift, consistency)
+
+
 def test_the_usage_spread_reward_is_off_where_there_is_nothing_to_spread(write_config):
     eff = plan_of(write_config, "model: {prior_type: mixture}").effective  # interchangeable components
     assert eff["model"]["component_diversity_weight"] == 0.0

@@ -103,6 +103,9 @@ DEFAULT_TAU_INIT_COUNTS = 1000.0
 # Usage-spread reward (weight of H(mean usage)) when unset and the components can specialise.
 DEFAULT_DIVERSITY_WEIGHT = -20.0
 
+# Consistency between the classifier's answers on two shifts of an image, when unset and the images are shifted.
+DEFAULT_CONSISTENCY_WEIGHT = 10.0
+
 # Labeled images added to every training batch when the config leaves `labeled_batch_size` unset.
 DEFAULT_LABELED_BATCH_SIZE = 32
 
@@ -116,8 +119,8 @@ def default_augment_shift(image_hw) -> int:
 def resolve(effective: dict, source: Path) -> None:
     """Fill the defaults that depend on other keys: `learnable_pi` (true beside a Dirichlet α),
     `tau_init_counts` (with the τ-classifier), `component_diversity_weight` (0 where the components are
-    interchangeable), `labeled_batch_size` (with labels), `data.augment_shift` (by image size), and the ones
-    below."""
+    interchangeable), `labeled_batch_size` (with labels), `data.augment_shift` (by image size),
+    `consistency_weight` (with shifted images), and the ones below."""
     model = effective["model"]
     data = effective["data"]
     if effective["experiment"]["name"] is None:
@@ -139,6 +142,8 @@ def resolve(effective: dict, source: Path) -> None:
         model["labeled_batch_size"] = DEFAULT_LABELED_BATCH_SIZE if data["num_labeled"] > 0 else 0
     if data["augment_shift"] is None:
         data["augment_shift"] = default_augment_shift(DATASETS[data["dataset"]]["hw"])
+    if model["consistency_weight"] is None:
+        model["consistency_weight"] = DEFAULT_CONSISTENCY_WEIGHT if data["augment_shift"] else 0.0
     if data["path"] is not None:
         data["path"] = str(data["path"])
 
