@@ -107,3 +107,14 @@ def test_augment_shift_changes_the_training_step():
         _, acc = program.train_step(state, program.zero_train_acc(), x, y, order, weights, keys["train"], 0, 0)
         losses.append(float(acc["sum_reconstruction"]))
     assert losses[0] != losses[1]
+
+
+def test_a_model_config_without_the_plans_resolution_gets_consistency_exactly_where_images_are_shifted():
+    """A ModelConfig made from the schema's defaults (library use) leaves consistency_weight unset: the train
+    program resolves it as a config's plan would, with the shifts it is given."""
+    cfg = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1)
+    assert cfg.consistency_weight is None
+    assert step.TrainProgram(cfg, len(X), augment_shift=2).cfg.consistency_weight == 10.0
+    assert step.TrainProgram(cfg, len(X), augment_shift=0).cfg.consistency_weight == 0.0
+    explicit = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1, consistency_weight=0.0)
+    assert step.TrainProgram(explicit, len(X), augment_shift=2).cfg.consistency_weight == 0.0

@@ -26,7 +26,15 @@ from ssvae.config.sweeps import (
     sweep_errors,
     sweep_points,
 )
-from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, ConfigError, ConfigErrors, Experiment, shorten
+from ssvae.config.types import (
+    CONDITIONABLE_PRIORS,
+    DATASETS,
+    ConfigError,
+    ConfigErrors,
+    Experiment,
+    default_consistency_weight,
+    shorten,
+)
 
 # Model keys added after runs were trained, with the value that means "as before": at that value a key is left
 # out of the run identity, so adding it retrains nothing.
@@ -103,9 +111,6 @@ DEFAULT_TAU_INIT_COUNTS = 1000.0
 # Usage-spread reward (weight of H(mean usage)) when unset and the components can specialise.
 DEFAULT_DIVERSITY_WEIGHT = -20.0
 
-# Consistency between the classifier's answers on two shifts of an image, when unset and the images are shifted.
-DEFAULT_CONSISTENCY_WEIGHT = 10.0
-
 # Labeled images added to every training batch when the config leaves `labeled_batch_size` unset.
 DEFAULT_LABELED_BATCH_SIZE = 32
 
@@ -143,7 +148,7 @@ def resolve(effective: dict, source: Path) -> None:
     if data["augment_shift"] is None:
         data["augment_shift"] = default_augment_shift(DATASETS[data["dataset"]]["hw"])
     if model["consistency_weight"] is None:
-        model["consistency_weight"] = DEFAULT_CONSISTENCY_WEIGHT if data["augment_shift"] else 0.0
+        model["consistency_weight"] = default_consistency_weight(data["augment_shift"])
     if data["path"] is not None:
         data["path"] = str(data["path"])
 

@@ -100,6 +100,16 @@ class DataConfig:
     augment_shift: int | None = 0
 
 
+# Consistency between the classifier's answers on two shifts of an image, when unset and the images are shifted.
+DEFAULT_CONSISTENCY_WEIGHT = 10.0
+
+
+def default_consistency_weight(augment_shift: int | None) -> float:
+    """`model.consistency_weight` when unset: on where the training images are shifted, off where they are not
+    (there the term would always be 0)."""
+    return DEFAULT_CONSISTENCY_WEIGHT if augment_shift else 0.0
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Every model and training knob; see the schema for meanings and docs/models.md for formulas."""

@@ -16,6 +16,7 @@ body). Neither syncs with the host inside an epoch.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax
@@ -25,6 +26,7 @@ import numpy as np
 import optax
 
 from ssvae.config import ModelConfig
+from ssvae.config.types import default_consistency_weight
 from ssvae.model import classifiers, losses, priors
 from ssvae.model.params import ParamGroups
 from ssvae.model.vae import build_model, init_params
@@ -56,6 +58,8 @@ class TrainProgram:
                  augment_shift: int = 0):
         """`flat`: the parameters' layout (params.ParamGroups); default: flat for a small training.
         `augment_shift`: data.augment_shift, random translations of the training images in every step."""
+        if cfg.consistency_weight is None:  # a ModelConfig made without the plan's resolution (library use)
+            cfg = dataclasses.replace(cfg, consistency_weight=default_consistency_weight(augment_shift))
         self.cfg = cfg
         self.augment_shift = augment_shift
         self.model = build_model(cfg)
