@@ -211,16 +211,29 @@ def test_experiment_from_effective_is_typed_and_frozen(write_config):
         experiment.model.latent_dim = 3
 
 
-def test_consistency_needs_shifted_images(write_config):
-    errors = errors_of(write_config("data:\n  dataset: digits\nmodel:\n  consistency_weight: 1.0\n"))
+@pytest.mark.parametrize("prior", ["mixture", "geometric_mog"])
+def test_consistency_without_shifts_is_rejected_where_the_classifier_answers_the_same_twice(write_config, prior):
+    """A tau-classifier on a mixture or geometric prior reads r(x) from the encoder's logits: without shifts its two
+    answers are equal and the term would be 0."""
+    text = f"data:\n  dataset: digits\nmodel:\n  prior_type: {prior}\n  use_tau_classifier: true\n"
+    errors = errors_of(write_config(text + "  consistency_weight: 1.0\n"))
     assert [(e.key, e.value) for e in errors] == [("model.consistency_weight", 1.0)]
-    assert "augment_shift" in errors[0].allowed
-    consistent = "data:\n  dataset: digits\n  augment_shift: 1\nmodel:\n  consistency_weight: 1.0\n"
-    assert errors_of(write_config(consistent)) == []
+    assert "augment_shift" in errors[0].allowed and prior in errors[0].message
+    assert errors_of(write_config(text.replace("digits\n", "digits\n  augment_shift: 1\n")
+                                  + "  consistency_weight: 1.0\n")) == []
+
+
+@pytest.mark.parametrize("model", ["{consistency_weight: 1.0}",  # a head on the sampled z
+                                   "{prior_type: vamp, use_tau_classifier: true, consistency_weight: 1.0}"])
+def test_consistency_without_shifts_is_accepted_where_the_classifier_reads_the_sampled_z(write_config, model):
+    assert errors_of(write_config(f"data: {{dataset: digits}}\nmodel: {model}\n")) == []
 
 
 def test_a_plan_written_before_the_loss_options_existed_reads_them_as_off(write_config):
-    (plan,) = config.load_plans(write_config("data:\n  dataset: digits\n"))
+    """A plan without entropy_weight and consistency_weight (written before they existed) is the run of a config
+    that turns both off: same model, same identity."""
+    (plan,) = config.load_plans(write_config("data:\n  dataset: digits\nmodel:\n  entropy_weight: 0\n"
+                                             "  consistency_weight: 0\n"))
     old = {**plan.effective, "model": {k: v for k, v in plan.effective["model"].items()
                                        if k not in ("entropy_weight", "consistency_weight")}}
     model = config.Experiment.from_effective(old).model

@@ -100,15 +100,24 @@ def test_defaults_that_depend_on_other_keys_resolve(write_config):
 
 @pytest.mark.parametrize(("text", "shift", "consistency"), [
     ("data: {dataset: mnist5k}", 2, 10.0),                                   # shifted by default: on
-    ("data: {dataset: digits}", 0, 0.0),                                     # not shifted: off (it could not act)
-    ("data: {dataset: digits, augment_shift: 1}", 1, 10.0),                  # shifts asked for: on
-    ("data: {dataset: mnist5k, augment_shift: 0}", 0, 0.0),                  # shifts turned off: off
+    ("data: {dataset: digits}", 0, 10.0),                                    # a head reads a sample of z: on
+    ("data: {dataset: digits}\nmodel: {prior_type: vamp, use_tau_classifier: true}", 0, 0.0),  # measured worse
+    ("data: {dataset: digits}\nmodel: {prior_type: mixture, use_tau_classifier: true}", 0, 0.0),  # r(x): off
+    ("data: {dataset: digits}\nmodel: {prior_type: geometric_mog, use_tau_classifier: true}", 0, 0.0),
+    ("data: {dataset: digits, augment_shift: 1}\nmodel: {prior_type: mixture, use_tau_classifier: true}", 1, 10.0),
+    ("data: {dataset: mnist5k, augment_shift: 0}\nmodel: {prior_type: mixture, use_tau_classifier: true}", 0, 0.0),
     ("data: {dataset: mnist5k}\nmodel: {consistency_weight: 0}", 2, 0.0),   # an explicit weight wins
     ("data: {dataset: mnist5k}\nmodel: {consistency_weight: 3}", 2, 3.0),
 ])
-def test_consistency_is_on_by_default_exactly_where_the_images_are_shifted(write_config, text, shift, consistency):
+def test_consistency_is_on_by_default_with_shifted_images_or_a_head(write_config, text, shift, consistency):
     eff = plan_of(write_config, text).effective
     assert (eff["data"]["augment_shift"], eff["model"]["consistency_weight"]) == (shift, consistency)
+
+
+@pytest.mark.parametrize("text", ["data: {dataset: digits}", "data: {dataset: mnist5k}",
+                                  "model: {prior_type: mixture, use_tau_classifier: true}"])
+def test_entropy_minimisation_is_on_by_default(write_config, text):
+    assert plan_of(write_config, text).effective["model"]["entropy_weight"] == 1.0
 
 
 def test_the_usage_spread_reward_is_off_where_there_is_nothing_to_spread(write_config):

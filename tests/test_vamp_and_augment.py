@@ -109,12 +109,32 @@ def test_augment_shift_changes_the_training_step():
     assert losses[0] != losses[1]
 
 
-def test_a_model_config_without_the_plans_resolution_gets_consistency_exactly_where_images_are_shifted():
+def test_a_model_config_without_the_plans_resolution_gets_consistency_exactly_where_it_can_act():
     """A ModelConfig made from the schema's defaults (library use) leaves consistency_weight unset: the train
     program resolves it as a config's plan would, with the shifts it is given."""
-    cfg = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1)
-    assert cfg.consistency_weight is None
-    assert step.TrainProgram(cfg, len(X), augment_shift=2).cfg.consistency_weight == 10.0
-    assert step.TrainProgram(cfg, len(X), augment_shift=0).cfg.consistency_weight == 0.0
+    head = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1)
+    assert head.consistency_weight is None
+    assert step.TrainProgram(head, len(X), augment_shift=2).cfg.consistency_weight == 10.0
+    assert step.TrainProgram(head, len(X), augment_shift=0).cfg.consistency_weight == 10.0  # reads a sampled z
+    tau = vamp_config(prior_type="mixture", use_tau_classifier=True, component_embedding_dim=2)
+    assert step.TrainProgram(tau, len(X), augment_shift=2).cfg.consistency_weight == 10.0
+    assert step.TrainProgram(tau, len(X), augment_shift=0).cfg.consistency_weight == 0.0  # r(x): same answer twice
     explicit = vamp_config(prior_type="standard", use_tau_classifier=False, num_components=1, consistency_weight=0.0)
     assert step.TrainProgram(explicit, len(X), augment_shift=2).cfg.consistency_weight == 0.0
+
+
+@pytest.mark.parametrize(("prior", "tau", "acts"), [("standard", False, True), ("vamp", True, True),
+                                                    ("mixture", True, False)])
+def test_without_shifts_the_consistency_term_acts_exactly_where_the_classifier_reads_the_sampled_z(prior, tau, acts):
+    """No shifts: the two passes differ only in their samples of z (and the head's dropout). A head and the
+    VampPrior's tau answer differently on them; a mixture's tau reads r(x) and answers the same (the config rule
+    rejects it there)."""
+    cfg = vamp_config(prior_type=prior, use_tau_classifier=tau, num_components=1 if prior == "standard" else 4,
+                      component_embedding_dim=2, consistency_weight=10.0)
+    program = step.TrainProgram(cfg, len(X), augment_shift=0)
+    keys = run_keys(0)
+    state = program.init_state(keys["init"], X)
+    order, weights = program.epoch_plan(keys["train"], np.zeros(0, np.int32), 0)
+    x, y = jnp.asarray(X), jnp.asarray([0, 1, 2, -1, -1, -1], jnp.int32)
+    _, acc = program.train_step(state, program.zero_train_acc(), x, y, order, weights, keys["train"], 0, 0)
+    assert (float(acc["sum_consistency"]) > 0) == acts, float(acc["sum_consistency"])

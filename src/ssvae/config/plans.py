@@ -125,7 +125,7 @@ def resolve(effective: dict, source: Path) -> None:
     """Fill the defaults that depend on other keys: `learnable_pi` (true beside a Dirichlet α),
     `tau_init_counts` (with the τ-classifier), `component_diversity_weight` (0 where the components are
     interchangeable), `labeled_batch_size` (with labels), `data.augment_shift` (by image size),
-    `consistency_weight` (with shifted images), and the ones below."""
+    `consistency_weight` (with shifted images or a head), and the ones below."""
     model = effective["model"]
     data = effective["data"]
     if effective["experiment"]["name"] is None:
@@ -148,7 +148,8 @@ def resolve(effective: dict, source: Path) -> None:
     if data["augment_shift"] is None:
         data["augment_shift"] = default_augment_shift(DATASETS[data["dataset"]]["hw"])
     if model["consistency_weight"] is None:
-        model["consistency_weight"] = default_consistency_weight(data["augment_shift"])
+        model["consistency_weight"] = default_consistency_weight(data["augment_shift"],
+                                                                 head=not model["use_tau_classifier"])
     if data["path"] is not None:
         data["path"] = str(data["path"])
 

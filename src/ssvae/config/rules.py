@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from ssvae import naming
 from ssvae.config.legacy import UNSUPPORTED_UNLESS_OFF
-from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError
+from ssvae.config.types import CONDITIONABLE_PRIORS, DATASETS, MIXTURE_PRIORS, ConfigError, stochastic_classifier
 
 
 @dataclasses.dataclass
@@ -199,11 +199,17 @@ def augment_shift_within_the_image(eff: dict, out: Findings) -> None:
 
 @rule
 def consistency_needs_augmentation(eff: dict, out: Findings) -> None:
-    """Consistency regularisation compares two random shifts of an image: without shifts they are the same."""
-    if eff["model"]["consistency_weight"] > 0 and not eff["data"]["augment_shift"]:
-        out.error("model.consistency_weight", eff["model"]["consistency_weight"], "compares the classifier on two "
-                  "random shifts of each training image, and data.augment_shift is 0 (no shifts): the term would "
-                  "always be 0", allowed="0, or set data.augment_shift >= 1")
+    """Consistency regularisation compares two answers of the classifier on one image; without shifts a
+    τ-classifier on a mixture or geometric prior gives the same answer twice (r comes from the encoder's logits,
+    not from the sampled z)."""
+    m = eff["model"]
+    if m["consistency_weight"] > 0 and not eff["data"]["augment_shift"] and not stochastic_classifier(
+            m["use_tau_classifier"], m["prior_type"]):
+        out.error("model.consistency_weight", m["consistency_weight"], "compares the classifier's answers on two "
+                  "passes over each training image, and with data.augment_shift 0 (no shifts) a tau-classifier on "
+                  f"a {m['prior_type']} prior answers the same on both (r(x) comes from the encoder's logits, not "
+                  "from the sampled z): the term would always be 0",
+                  allowed="0, or set data.augment_shift >= 1 (a head on z or the VampPrior's tau vary without shifts)")
 
 
 @rule

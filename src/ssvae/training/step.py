@@ -59,7 +59,8 @@ class TrainProgram:
         """`flat`: the parameters' layout (params.ParamGroups); default: flat for a small training.
         `augment_shift`: data.augment_shift, random translations of the training images in every step."""
         if cfg.consistency_weight is None:  # a ModelConfig made without the plan's resolution (library use)
-            cfg = dataclasses.replace(cfg, consistency_weight=default_consistency_weight(augment_shift))
+            cfg = dataclasses.replace(cfg, consistency_weight=default_consistency_weight(
+                augment_shift, head=not cfg.use_tau_classifier))
         self.cfg = cfg
         self.augment_shift = augment_shift
         self.model = build_model(cfg)
