@@ -11,7 +11,7 @@ Terms (names used in history.csv as train_<term> / val_<term>):
   diversity       entropy of the batch-mean usage H(mean_b r_b)
   classification  mean over labeled samples of −log p(y|x) (head or τ-classifier)
   entropy         mean over unlabeled samples of H(p(y|x)) = −Σ_y p(y|x) log p(y|x) (entropy minimisation)
-  consistency     mean over samples of Σ_y (p(y|x') − p(y|x''))², x', x'' two random shifts of x (training only)
+  consistency     mean over samples of Σ_y (p(y|x') − p(y|x''))², two passes over x, each its own shift and z (training)
   l1              Σ|θ| over weight matrices
 `weighted_terms` turns their batch means into the contributions to the loss (each × its weight, the c-terms also
 × the KL_c anneal scale s_c, schedules.py), and the loss is the sum of the contributions.

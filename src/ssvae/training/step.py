@@ -127,7 +127,8 @@ class TrainProgram:
     # one step ------------------------------------------------------------------------------------
     def loss_fn(self, params, counts, x, y, w, key, epoch, x_view=None):
         """The training objective of one batch (params: the model's parameter tree) and what the step records.
-        `x_view`: a second random shift of the batch, for the consistency term (None: the term is 0)."""
+        `x_view`: the batch for the consistency term's second pass, shifted on its own (the same images without
+        shifts: the pass differs in its sample of z), or None (the term is 0)."""
         cfg = self.cfg
         key_model, key_kl = jax.random.split(key)
         temperature = schedules.gumbel_temperature(cfg, epoch)
