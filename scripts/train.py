@@ -1,5 +1,6 @@
 """train: fit the run's model; resumes from the last epoch's checkpoint after an interruption."""
 
+import atexit
 import sys
 
 import _stage
@@ -19,6 +20,9 @@ try:
 except runlock.RunFolderBusy as exc:
     print(exc, file=sys.stderr, flush=True)
     sys.exit(1)
+# released when the interpreter exits, before it tears its modules down (a generator left to the garbage
+# collector then would find `os` gone and print a traceback after the job's last line)
+atexit.register(lock.__exit__, None, None, None)
 
 _stage.setup_jax(args)
 

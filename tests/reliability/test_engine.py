@@ -155,6 +155,18 @@ def test_sigterm_saves_the_last_epoch_and_exits(tmp_path, jax_cache):
     assert not (run_dir / "train.json").exists()
 
 
+def test_a_train_job_without_a_plan_says_so_and_nothing_else(tmp_path):
+    """The run lock is released before the interpreter tears down (no "Exception ignored" traceback after the
+    message)."""
+    run_dir = tmp_path / "results" / "ghost__std_head_plain__20260101_000000"
+    run_dir.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "train.py"), "--run-dir", str(run_dir), "--threads", "1",
+                           "--jax-cache", "none"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "no plan under" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
 # The compilation cache ---------------------------------------------------------------------------------
 
 COMPILE = textwrap.dedent("""
