@@ -10,11 +10,12 @@ including the interpreter's start). Beside it, the same config's pure training t
 training_time_sec, the epochs themselves) and the fixed cost = all stages minus that training time.
 
 Then the README's main command: `snakemake --cores 2` over the shipped configs (configs/*.yaml) in a fresh copy
-of the workflow, and (with --compile-per-arch) the compile time of every shipped digits architecture, each
-trained alone for one epoch with a cold cache.
+of the workflow, with --floor-epochs N the same configs cut to N epochs right after it (what the command costs
+without its training: every job, every compiled program), and (with --compile-per-arch) the compile time of
+every shipped digits architecture, each trained alone for one epoch with a cold cache.
 
     python benchmarks/run_overhead.py [--repo PATH] [--repeats 3] [--max-epochs 5] [--skip-snakemake]
-                                      [--compile-per-arch] [--snakemake-repeats 1]
+                                      [--compile-per-arch] [--snakemake-repeats 1] [--floor-epochs 2]
 
 `--repo` times another checkout (e.g. a `git worktree` of an older commit) with this script, so before/after
 numbers come from the same measurement.
@@ -179,24 +180,43 @@ def median_rows(runs: list[dict]) -> tuple[list[dict], dict]:
     return rows, totals
 
 
-def snakemake_wall(repo: Path, scratch: Path, repeats: int) -> tuple[list[float], int, Path]:
-    """`snakemake --cores 2` over the shipped configs in a fresh copy (empty results, cold cache)."""
-    shipped = {p.name: p.read_text() for p in sorted((repo / "configs").glob("*.yaml"))}
-    walls = []
+def shipped_configs(repo: Path, max_epochs: int | None = None) -> dict[str, str]:
+    """The shipped configs (configs/*.yaml), name -> YAML; with `max_epochs`, each cut to that many epochs (and
+    patience), which keeps every stage and every compiled program but almost none of the training."""
+    configs = {}
+    for path in sorted((repo / "configs").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if max_epochs:
+            doc.setdefault("model", {}).update(max_epochs=max_epochs, patience=max_epochs)
+        configs[path.name] = yaml.safe_dump(doc, sort_keys=False)
+    return configs
+
+
+def snakemake_wall(repo: Path, scratch: Path, repeats: int, max_epochs: int | None = None
+                   ) -> tuple[list[float], list[float], int, Path]:
+    """`snakemake --cores 2` over the shipped configs in a fresh copy (empty results, cold cache): wall seconds
+    and CPU seconds (user + system of snakemake and every job) of each repeat, the jobs, the last workspace."""
+    shipped = shipped_configs(repo, max_epochs)
+    label = f"max_epochs {max_epochs}" if max_epochs else "as shipped"
+    walls, cpus = [], []
     workspace = None
     jobs = 0
     for r in range(repeats):
-        workspace = make_workspace(repo, scratch / f"snakemake-{r}", shipped)
+        workspace = make_workspace(repo, scratch / f"snakemake-{max_epochs or 'shipped'}-{r}", shipped)
         snakemake = str(Path(sys.executable).with_name("snakemake"))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run([snakemake, "--cores", "2"], cwd=workspace, env=environment(),
                               capture_output=True, text=True)
         walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             raise RuntimeError(f"snakemake failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
         jobs = len(re.findall(r"^(?:local)?(?:rule|checkpoint) \w+:$", proc.stdout + proc.stderr, re.M))
-        print(f"  snakemake --cores 2 #{r + 1}: {walls[-1]:.1f} s, {jobs} jobs", file=sys.stderr, flush=True)
-    return walls, jobs, workspace
+        print(f"  snakemake --cores 2 ({label}) #{r + 1}: {walls[-1]:.1f} s, CPU {cpus[-1]:.1f} s, {jobs} jobs",
+              file=sys.stderr, flush=True)
+    return walls, cpus, jobs, workspace
 
 
 def job_seconds_by_rule(workspace: Path) -> dict[str, tuple[int, float]]:
@@ -253,6 +273,9 @@ def main(argv=None) -> None:
     parser.add_argument("--snakemake-repeats", type=int, default=1)
     parser.add_argument("--compile-per-arch", action="store_true",
                         help="also compile every shipped digits architecture alone (cold cache)")
+    parser.add_argument("--floor-epochs", type=int, default=0,
+                        help="also time `snakemake --cores 2` over the shipped configs cut to this many epochs "
+                             "(the part of the first command that is not training)")
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
 
@@ -266,9 +289,12 @@ def main(argv=None) -> None:
         snake = None
         arch_rows = []
         by_rule = {}
+        floor = None
         if not args.skip_snakemake:
-            walls, jobs, workspace = snakemake_wall(repo, scratch, args.snakemake_repeats)
-            snake = (walls, jobs)
+            walls, cpus, jobs, workspace = snakemake_wall(repo, scratch, args.snakemake_repeats)
+            snake = (walls, cpus, jobs)
+            if args.floor_epochs:
+                floor = snakemake_wall(repo, scratch, args.snakemake_repeats, args.floor_epochs)[:3]
             by_rule = job_seconds_by_rule(workspace)
             if args.compile_per_arch:
                 arch_rows = compile_per_arch(workspace, scratch)
@@ -292,10 +318,16 @@ def main(argv=None) -> None:
             print(f"| **fixed cost** (all stages − training) | **{totals['fixed']:.2f}** | | | | |")
             print()
     if snake:
-        walls, jobs = snake
+        walls, cpus, jobs = snake
         print(f"`snakemake --cores 2` over the shipped configs in a fresh copy: "
               f"{statistics.median(walls):.1f} s (median of {len(walls)}: {[round(w, 1) for w in walls]}), "
-              f"{jobs} jobs")
+              f"CPU {statistics.median(cpus):.1f} s, {jobs} jobs")
+        if floor:
+            f_walls, f_cpus, f_jobs = floor
+            print(f"The same configs cut to {args.floor_epochs} epochs: {statistics.median(f_walls):.1f} s "
+                  f"({[round(w, 1) for w in f_walls]}), CPU {statistics.median(f_cpus):.1f} s, {f_jobs} jobs: "
+                  f"{statistics.median(f_walls) / statistics.median(walls):.2f} of the shipped configs' wall time "
+                  f"is not training")
         print()
         print("| rule | jobs | summed job wall s (Snakemake benchmark files, last repeat) |")
         print("|---|---|---|")
