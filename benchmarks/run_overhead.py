@@ -180,23 +180,13 @@ def median_rows(runs: list[dict]) -> tuple[list[dict], dict]:
     return rows, totals
 
 
-def shipped_configs(repo: Path, max_epochs: int | None = None) -> dict[str, str]:
-    """The shipped configs (configs/*.yaml), name -> YAML; with `max_epochs`, each cut to that many epochs (and
-    patience), which keeps every stage and every compiled program but almost none of the training."""
-    configs = {}
-    for path in sorted((repo / "configs").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text())
-        if max_epochs:
-            doc.setdefault("model", {}).update(max_epochs=max_epochs, patience=max_epochs)
-        configs[path.name] = yaml.safe_dump(doc, sort_keys=False)
-    return configs
-
-
 def snakemake_wall(repo: Path, scratch: Path, repeats: int, max_epochs: int | None = None
                    ) -> tuple[list[float], list[float], int, Path]:
     """`snakemake --cores 2` over the shipped configs in a fresh copy (empty results, cold cache): wall seconds
     and CPU seconds (user + system of snakemake and every job) of each repeat, the jobs, the last workspace."""
-    shipped = shipped_configs(repo, max_epochs)
+    # cut to `max_epochs`, a config keeps every stage and every compiled program but almost none of the training
+    shipped = {p.name: config_text(repo, f"configs/{p.name}", max_epochs)
+               for p in sorted((repo / "configs").glob("*.yaml"))}
     label = f"max_epochs {max_epochs}" if max_epochs else "as shipped"
     walls, cpus = [], []
     workspace = None
