@@ -5,6 +5,7 @@ version it was checked out with (also in a `--sdm conda` environment, which carr
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,38 @@ def _report_write_faults(kind, exc, tb, previous=sys.excepthook):
 
 
 sys.excepthook = _report_write_faults
+
+
+class OutlivesItsReader:
+    """A text stream that goes on when the process reading it is gone: writes after the reader closed its end of the
+    pipe go to /dev/null instead of raising BrokenPipeError. A train job writes through `tee`, and a signal to the
+    whole process group (`kill -- -PGID`, a scheduler's SIGTERM) can end `tee` first; the job must still save its
+    epoch and end as interrupted."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _to_devnull(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+            self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:

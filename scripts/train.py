@@ -5,6 +5,9 @@ import sys
 
 import _stage
 
+# its output goes through `tee` (train.smk), which a signal to the process group may end first
+sys.stdout, sys.stderr = _stage.OutlivesItsReader(sys.stdout), _stage.OutlivesItsReader(sys.stderr)
+
 parser = _stage.jax_parser(__doc__)
 parser.add_argument("--rung", type=int, default=None,
                     help="a halving trial's rung: train on to its epochs if the rung below promoted the trial")

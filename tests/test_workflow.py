@@ -292,6 +292,32 @@ def _epochs_logged(log):
     return len([line for line in log.read_text().splitlines() if "epoch " in line.lower()]) if log.exists() else 0
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_to_the_whole_process_group_leaves_the_training_interrupted(tmp_path, sig):
+    """`kill -- -PGID`, Ctrl-C or a scheduler's SIGTERM reach the train job's `tee` too: the training still saves its
+    epoch and shows as interrupted, not failed on the log pipe its reader closed."""
+    workspace = make_workspace(tmp_path / "ws", {"long.yaml": tiny_config(
+        "long", model={"hidden_dims": [512, 256], "max_epochs": 5000, "patience": 5000})})
+    proc = subprocess.Popen(snakemake_cmd(workspace), cwd=workspace, env=snakemake_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        logs = list((workspace / "results").glob("long__*/logs/train.log"))
+        if logs and _epochs_logged(logs[0]) >= 4:
+            break
+        time.sleep(0.2)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("training never got going")
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+    listed = json.loads(subprocess.run([SSVAE, "runs", "--results", str(workspace / "results"), "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    (row,) = listed
+    assert row["status"] == "interrupted" and row["epoch"] >= 4, row
+    assert "BrokenPipe" not in logs[0].with_name("train_attempts.log").read_text()
+
+
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(base, tmp_path):
     long = tiny_config("long", model={"hidden_dims": [512, 256], "max_epochs": 25, "patience": 25})
     configs = {"long.yaml": long}
